@@ -1,0 +1,69 @@
+//! sacreBLEU-compatible evaluation for rnnsearch: corpus BLEU, sentence
+//! BLEU, chrF and chrF++.
+//!
+//! The numbers equal those of sacreBLEU 2.x (checked against sacreBLEU
+//! 2.6.0 fixtures to 1e-6): the same tokenizers (`13a`, `intl`, `char`,
+//! `none`), smoothing methods (`exp`, `floor`, `add-k`, `none`), multiple
+//! references (closest reference length, ties to the shorter; n-gram counts
+//! clipped by the maximum over references), effective order for sentence
+//! BLEU, and chrF's per-order averaging with effective-order smoothing.
+//! Corpus scores sum per-segment [`BleuStatistics`] / [`ChrfStatistics`]
+//! and compute the score once.
+//!
+//! ```
+//! use rnnsearch_bleu::{corpus_bleu, corpus_chrf, BleuOptions, ChrfOptions};
+//!
+//! let hyps = vec!["The dog bit the man.".to_string()];
+//! let refs = vec![vec!["The dog bit the man.".to_string()]];
+//! let bleu = corpus_bleu(&hyps, &refs, &BleuOptions::default()).unwrap();
+//! assert!((bleu.score - 100.0).abs() < 1e-9); // sacreBLEU: 100.00000000000004
+//! let chrf = corpus_chrf(&hyps, &refs, &ChrfOptions::default()).unwrap();
+//! assert_eq!(chrf.score, 100.0);
+//! println!("{bleu}\n{chrf}");
+//! ```
+
+pub mod bleu;
+pub mod chrf;
+pub mod tokenizers;
+
+mod error;
+mod input;
+mod ngrams;
+mod signature;
+mod smoothing;
+mod text;
+
+pub use bleu::{
+    compute_bleu, corpus_bleu, sentence_bleu, Bleu, BleuOptions, BleuScore, SmoothMethod,
+    Statistics as BleuStatistics, MAX_NGRAM_ORDER,
+};
+pub use chrf::{
+    corpus_chrf, sentence_chrf, Chrf, ChrfOptions, ChrfScore, Statistics as ChrfStatistics,
+};
+pub use error::Error;
+pub use input::{check_line_counts, read_lines};
+pub use signature::{Signature, VERSION};
+pub use tokenizers::{Tokenizer, TokenizerKind};
+
+/// Checks that there is at least one reference stream and that every
+/// stream has one line per hypothesis.
+pub(crate) fn check_streams<R: AsRef<str>, RS: AsRef<[R]>>(
+    hyp_lines: usize,
+    refs: &[RS],
+) -> Result<(), Error> {
+    if refs.is_empty() {
+        return Err(Error::NoReferences);
+    }
+    for (k, stream) in refs.iter().enumerate() {
+        let n = stream.as_ref().len();
+        if n != hyp_lines {
+            return Err(Error::LineCountMismatch {
+                hyp: "hypotheses".to_string(),
+                hyp_lines,
+                reference: format!("reference stream {}", k + 1),
+                ref_lines: n,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! BLEU tokenizers, each reproducing the sacreBLEU tokenizer of that name
+//! character for character.
+
+mod tok_13a;
+mod tok_char;
+mod tok_intl;
+mod tok_none;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use tok_13a::Tokenizer13a;
+pub use tok_char::TokenizerChar;
+pub use tok_intl::TokenizerIntl;
+pub use tok_none::TokenizerNone;
+
+use crate::Error;
+
+/// A BLEU tokenizer: turns one (already lowercased and right-stripped)
+/// segment into its tokenized form.
+pub trait Tokenizer {
+    /// The name sacreBLEU prints in the `tok:` field of a signature.
+    fn signature(&self) -> &'static str;
+
+    /// Writes the tokenized form of `line` into `out` (cleared first).
+    ///
+    /// The result is exactly the string sacreBLEU's tokenizer returns;
+    /// BLEU then splits it on whitespace.
+    fn tokenize_into(&self, line: &str, out: &mut String);
+
+    /// The tokenized form of `line` as a new string.
+    fn tokenize(&self, line: &str) -> String {
+        let mut out = String::new();
+        self.tokenize_into(line, &mut out);
+        out
+    }
+}
+
+/// The tokenizers this crate provides, by sacreBLEU name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TokenizerKind {
+    /// `13a`: mteval-v13a, the WMT standard and sacreBLEU's default.
+    #[default]
+    Tok13a,
+    /// `intl`: mteval-v14 international (Unicode punctuation and symbols).
+    Intl,
+    /// `char`: every non-space character is a token.
+    Char,
+    /// `none`: split on whitespace only.
+    None,
+}
+
+impl TokenizerKind {
+    /// All kinds, in sacreBLEU's listing order.
+    pub const ALL: [TokenizerKind; 4] = [Self::None, Self::Tok13a, Self::Intl, Self::Char];
+
+    /// The sacreBLEU name (`13a`, `intl`, `char`, `none`).
+    pub fn name(self) -> &'static str {
+        self.tokenizer().signature()
+    }
+
+    /// The tokenizer implementing this kind.
+    pub fn tokenizer(self) -> &'static dyn Tokenizer {
+        match self {
+            Self::Tok13a => &Tokenizer13a,
+            Self::Intl => &TokenizerIntl,
+            Self::Char => &TokenizerChar,
+            Self::None => &TokenizerNone,
+        }
+    }
+}
+
+impl fmt::Display for TokenizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TokenizerKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == s)
+            .ok_or_else(|| Error::InvalidOption(format!("unknown tokenizer {s:?}")))
+    }
+}
+
+/// Joins the whitespace-separated words of `s` with single spaces into
+/// `out`: Python's `' '.join(s.split())`.
+pub(crate) fn join_words(s: &str, out: &mut String) {
+    out.clear();
+    for word in crate::text::py_split(s) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for kind in TokenizerKind::ALL {
+            assert_eq!(kind.name().parse::<TokenizerKind>().unwrap(), kind);
+        }
+        assert_eq!(TokenizerKind::default().to_string(), "13a");
+        assert!("zh".parse::<TokenizerKind>().is_err());
+    }
+
+    #[test]
+    fn join_words_normalizes_spaces() {
+        let mut out = String::from("junk");
+        join_words("  a \u{1c} b\u{3000}c  ", &mut out);
+        assert_eq!(out, "a b c");
+    }
+}

@@ -1,0 +1,115 @@
+//! `rnnsearch prepare` and `rnnsearch train`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rnnsearch_data::Prepared;
+use rnnsearch_train::{Outcome, RunConfig, RunOptions};
+
+use crate::backend::BackendArgs;
+
+/// Flags shared by `prepare` and `train` to pick a configuration.
+#[derive(clap::Args, Debug)]
+pub struct ConfigArgs {
+    /// Run configuration (TOML) [default: the embedded configs/dates.toml]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run directory [default: runs/<config name>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override a config value, e.g. --set train.lr=0.0005 (repeatable)
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// Arguments of `rnnsearch prepare`.
+#[derive(clap::Args, Debug)]
+pub struct PrepareArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Arguments of `rnnsearch train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Continue the run in --out from its last checkpoint
+    #[arg(long)]
+    resume: bool,
+    /// Print the resolved configuration (every value) and exit
+    #[arg(long)]
+    print_config: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> Result<(RunConfig, PathBuf)> {
+        let config = RunConfig::load(self.config.as_deref(), &self.overrides)?;
+        let out = self.out.clone().unwrap_or_else(|| {
+            let name = self
+                .config
+                .as_deref()
+                .and_then(Path::file_stem)
+                .and_then(|s| s.to_str())
+                .unwrap_or("dates");
+            PathBuf::from("runs").join(name)
+        });
+        Ok((config, out))
+    }
+}
+
+/// `rnnsearch prepare`.
+pub fn prepare(args: PrepareArgs) -> Result<ExitCode> {
+    let (config, out) = args.config.load()?;
+    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create run directory", out.display()))?;
+    let started = std::time::Instant::now();
+    let prepared = Prepared::prepare(&config.data, Path::new("."), &out)?;
+    println!("{}", prepared.summary);
+    println!("prepared {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rnnsearch train`.
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let (mut config, out) = args.config.load()?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.resume {
+        // A resumed run continues with the configuration it was started with.
+        let saved = out.join("config.toml");
+        if saved.is_file() {
+            let text = std::fs::read_to_string(&saved).with_context(|| format!("{}: cannot read", saved.display()))?;
+            let source = rnnsearch_train::config::Source { path: Some(saved.clone()) };
+            config = RunConfig::parse(&text, &source, &args.config.overrides)?;
+        }
+    }
+    let device = args.backend.device()?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: stop now; checkpoints on disk are complete either way.
+            std::process::exit(130);
+        }
+        eprintln!("interrupt: finishing the current step and saving checkpoints/last (Ctrl-C again to quit now)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let options = RunOptions {
+        run_dir: out,
+        resume: args.resume,
+        device,
+        base_dir: PathBuf::from("."),
+        interrupt,
+    };
+    match rnnsearch_train::train(&config, &options)? {
+        Outcome::Finished => Ok(ExitCode::SUCCESS),
+        Outcome::Interrupted => Ok(ExitCode::from(130)),
+    }
+}

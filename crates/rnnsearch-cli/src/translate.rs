@@ -1,0 +1,237 @@
+//! `rnnsearch translate`: batch translation of text files.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use rnnsearch_model::{Hypothesis, SearchConfig};
+use rnnsearch_train::rundir;
+use rnnsearch_train::{Translation, Translator};
+
+use crate::backend::BackendArgs;
+use crate::output::Output;
+
+/// Which checkpoint of a run to load.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Checkpoint {
+    /// Best validation BLEU.
+    Best,
+    /// The most recent.
+    Last,
+}
+
+impl Checkpoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            Checkpoint::Best => "best",
+            Checkpoint::Last => "last",
+        }
+    }
+}
+
+/// Format of the --alignments file.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AlignmentFormat {
+    /// Hard word alignments `i-j` (source word - target word), one sentence per line.
+    Pharaoh,
+    /// The soft attention matrix over subword tokens, one JSON object per line.
+    Json,
+}
+
+/// Model and search flags shared by `translate` and `evaluate --model`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Run directory of a trained model
+    #[arg(long, value_name = "RUN_DIR")]
+    pub model: PathBuf,
+    /// Checkpoint to load
+    #[arg(long, value_enum, default_value = "best")]
+    pub checkpoint: Checkpoint,
+    /// Beam size (1: greedy)
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub beam: usize,
+    /// Length normalisation ((5 + |y|) / 6)^A of beam scores
+    #[arg(long, value_name = "A", default_value_t = 1.0)]
+    pub alpha: f64,
+    /// Maximum output length: R × source length (+ 5)
+    #[arg(long, value_name = "R", default_value_t = 2.0)]
+    pub max_len_ratio: f64,
+    /// Source tokens per batch
+    #[arg(long, value_name = "N", default_value_t = 4000)]
+    pub batch_tokens: usize,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Arguments of `rnnsearch translate`.
+#[derive(clap::Args, Debug)]
+pub struct TranslateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Input text, one sentence per line (`-`: standard input)
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    input: PathBuf,
+    /// Output (`-`: standard output)
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    output: PathBuf,
+    /// Write N best hypotheses per sentence as `i ||| hypothesis ||| score`
+    #[arg(long, value_name = "N")]
+    nbest: Option<usize>,
+    /// Write alignments to FILE
+    #[arg(long, value_name = "FILE")]
+    alignments: Option<PathBuf>,
+    /// Format of --alignments
+    #[arg(long, value_enum, default_value = "pharaoh")]
+    alignments_format: AlignmentFormat,
+}
+
+/// Translations of `lines` with the model of `args`, in input order, plus the translator's
+/// vocabularies for detokenisation.
+pub fn translate_lines(
+    args: &ModelArgs,
+    lines: &[String],
+    nbest: usize,
+    alignments: bool,
+    input_is_file: bool,
+) -> Result<(Vec<Translation>, rundir::LoadedRun)> {
+    if args.beam == 0 {
+        bail!("--beam must be at least 1");
+    }
+    if nbest > args.beam.max(1) {
+        bail!("--nbest {nbest} needs --beam of at least {nbest}");
+    }
+    let device = args.backend.device()?;
+    let run = rundir::load(&args.model, args.checkpoint.name(), &device)?;
+    let search = SearchConfig {
+        beam: args.beam,
+        alpha: args.alpha,
+        max_len_ratio: args.max_len_ratio,
+        nbest: nbest.max(1),
+        alignments,
+    };
+    let translator = Translator { model: &run.model, src_vocab: &run.src_vocab, tgt_vocab: &run.tgt_vocab, device };
+    let max_len = run.config.data.max_len;
+    let too_long = lines.iter().filter(|l| translator.src_vocab.encode(l).len() > max_len).count();
+    if too_long > 0 {
+        eprintln!("warning: {too_long} input line(s) are longer than the {max_len} subwords seen in training; translated anyway");
+    }
+    let bar = (input_is_file && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(lines.len() as u64);
+        bar.set_style(ProgressStyle::with_template("{pos}/{len} sentences {per_sec} ETA {eta}").expect("template"));
+        bar
+    });
+    let started = std::time::Instant::now();
+    let out = translator.translate(lines, &search, args.batch_tokens, |done| {
+        if let Some(bar) = &bar {
+            bar.set_position(done as u64);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("translated {} sentences in {secs:.1} s ({:.1} sentences/s)", lines.len(), lines.len() as f64 / secs.max(1e-9));
+    }
+    drop(translator);
+    Ok((out, run))
+}
+
+/// `rnnsearch translate`.
+pub fn run(args: TranslateArgs) -> Result<ExitCode> {
+    let input_is_file = args.input.as_os_str() != "-";
+    let lines = rnnsearch_data::read_lines(&args.input)?;
+    let nbest = args.nbest.unwrap_or(1);
+    if args.nbest == Some(0) {
+        bail!("--nbest must be at least 1");
+    }
+    let (translations, run) = translate_lines(&args.model, &lines, nbest, args.alignments.is_some(), input_is_file)?;
+    // Open outputs only after translating: an error above leaves existing files untouched.
+    let mut output = Output::create(Some(&args.output))?;
+    for (i, t) in translations.iter().enumerate() {
+        if args.nbest.is_some() {
+            for h in &t.hypotheses {
+                output.line(&format!("{i} ||| {} ||| {:.6}", run.tgt_vocab.decode(&h.tokens), h.score))?;
+            }
+        } else {
+            output.line(&run.tgt_vocab.decode(&t.hypotheses[0].tokens))?;
+        }
+    }
+    if let Some(path) = &args.alignments {
+        let mut file = Output::create(Some(path)).with_context(|| format!("{}: cannot create", path.display()))?;
+        for t in &translations {
+            let best = &t.hypotheses[0];
+            let line = match args.alignments_format {
+                AlignmentFormat::Pharaoh => pharaoh(&run.src_vocab.pieces(&t.source_ids), &run.tgt_vocab.pieces(&best.tokens), best),
+                AlignmentFormat::Json => serde_json::json!({
+                    "source": run.src_vocab.pieces(&t.source_ids),
+                    "target": run.tgt_vocab.pieces(&best.tokens),
+                    "alignment": best.alignment,
+                })
+                .to_string(),
+            };
+            file.line(&line)?;
+        }
+        file.finish()?;
+    }
+    output.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Word index of every subword piece: a piece starting with the word-boundary marker `▁`
+/// (or the first piece) opens a new word.
+pub fn word_index(pieces: &[String]) -> Vec<usize> {
+    let mut word = 0usize;
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i > 0 && p.starts_with('\u{2581}') {
+                word += 1;
+            }
+            word
+        })
+        .collect()
+}
+
+/// Hard word alignments: for every target word, the source word with the largest summed α
+/// (over the target word's pieces and the source word's pieces), as `src-tgt` pairs.
+pub fn pharaoh(src_pieces: &[String], tgt_pieces: &[String], hyp: &Hypothesis) -> String {
+    let src_words = word_index(src_pieces);
+    let tgt_words = word_index(tgt_pieces);
+    let n_src = src_words.last().map_or(0, |w| w + 1);
+    let n_tgt = tgt_words.last().map_or(0, |w| w + 1);
+    let mut mass = vec![vec![0f32; n_src]; n_tgt];
+    for (i, row) in hyp.alignment.iter().take(tgt_pieces.len()).enumerate() {
+        for (j, &a) in row.iter().take(src_pieces.len()).enumerate() {
+            mass[tgt_words[i]][src_words[j]] += a;
+        }
+    }
+    mass.iter()
+        .enumerate()
+        .filter_map(|(t, row)| {
+            let best = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+            Some(format!("{}-{t}", best.0))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pharaoh_merges_subwords_into_words() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let src = s(&["\u{2581}ein", "\u{2581}Hund", "e"]);
+        let tgt = s(&["\u{2581}a", "\u{2581}dog"]);
+        let hyp = Hypothesis {
+            tokens: vec![],
+            score: 0.0,
+            alignment: vec![vec![0.9, 0.05, 0.05], vec![0.1, 0.4, 0.5]],
+        };
+        assert_eq!(pharaoh(&src, &tgt, &hyp), "0-0 1-1");
+    }
+}

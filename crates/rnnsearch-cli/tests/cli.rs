@@ -1,0 +1,70 @@
+//! The command line itself: help, version, backends, errors.
+
+mod common;
+use common::*;
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = run(rnnsearch().arg("--help"));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for sub in ["prepare", "train", "translate", "evaluate", "attention"] {
+        assert!(text.contains(sub), "--help lacks {sub}");
+    }
+    for sub in ["prepare", "train", "translate", "evaluate", "attention"] {
+        assert!(run(rnnsearch().args([sub, "--help"])).status.success(), "{sub} --help");
+    }
+}
+
+#[test]
+fn version_is_printed() {
+    let out = run(rnnsearch().arg("--version"));
+    assert!(stdout(&out).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn unknown_backend_is_a_clear_error() {
+    let out = run(rnnsearch().args(["train", "--backend", "cuda"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cuda"));
+}
+
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn backend_not_compiled_names_the_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(rnnsearch().args(["train", "--backend", "wgpu", "--out"]).arg(dir.path().join("r")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--features wgpu"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_config_key_names_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[train]\nlearning_rate = 0.1\n").unwrap();
+    let out = run(rnnsearch().args(["train", "--print-config", "--config"]).arg(&cfg));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("learning_rate") && err.contains("bad.toml"), "{err}");
+}
+
+#[test]
+fn print_config_shows_every_section() {
+    let out = run(rnnsearch().args(["train", "--print-config", "--set", "train.lr=0.01"]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for key in ["[data]", "[model]", "[train]", "lr = 0.01", "label_smoothing", "scorer"] {
+        assert!(text.contains(key), "missing {key}");
+    }
+}
+
+#[test]
+fn translate_with_a_missing_model_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(rnnsearch().args(["translate", "--model"]).arg(dir.path().join("nope")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no such run directory"));
+    let out = run(rnnsearch().args(["translate", "--model"]).arg(dir.path()));
+    assert!(stderr(&out).contains("not a run directory"));
+}

@@ -1,0 +1,146 @@
+//! End-to-end training runs on a tiny dates configuration: the run directory, exact resumption,
+//! interruption, and translation with the trained model.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn step_losses(run: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            Some((v["step"].as_u64()?, v.get("loss")?.as_f64()?))
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_directory_has_everything_and_translates() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_dates_config(dir.path(), "max_steps = 12\nvalid_every = 6");
+    let run_dir = dir.path().join("run");
+    let out = run(rnnsearch().args(["train", "--threads", "1", "--config"]).arg(&cfg).arg("--out").arg(&run_dir));
+    assert!(out.status.success());
+    for f in ["config.toml", "tokenizer.json", "metrics.jsonl", "train.log", "test.json", "checkpoints/best/model.bpk", "checkpoints/last/optimizer.bpk", "checkpoints/last/state.json"] {
+        assert!(run_dir.join(f).exists(), "missing {f}");
+    }
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"val_bleu\"") && metrics.contains("\"val_chrf\""));
+    assert_eq!(step_losses(&run_dir).len(), 12);
+
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "9 May 2018\n\nwednesday, 3 january 1990\n09.05.2018\n").unwrap();
+    for beam in ["1", "3"] {
+        let output = dir.path().join(format!("out{beam}.txt"));
+        let align = dir.path().join(format!("align{beam}.txt"));
+        let out = run(rnnsearch()
+            .args(["translate", "--threads", "1", "--beam", beam, "--model"])
+            .arg(&run_dir)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .arg("--alignments")
+            .arg(&align));
+        assert!(out.status.success());
+        let text = std::fs::read_to_string(&output).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1], "", "an empty line gives an empty line");
+        let alignments = std::fs::read_to_string(&align).unwrap();
+        assert_eq!(alignments.lines().count(), 4);
+        for pair in alignments.split_whitespace() {
+            let (s, t) = pair.split_once('-').expect("pharaoh pair");
+            s.parse::<usize>().unwrap();
+            t.parse::<usize>().unwrap();
+        }
+    }
+    let out = run(rnnsearch()
+        .args(["translate", "--threads", "1", "--beam", "3", "--nbest", "2", "--alignments-format", "json", "--model"])
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(&input)
+        .arg("--alignments")
+        .arg(dir.path().join("a.json")));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.lines().all(|l| l.split(" ||| ").count() == 3), "{text}");
+    let first: serde_json::Value = serde_json::from_str(std::fs::read_to_string(dir.path().join("a.json")).unwrap().lines().next().unwrap()).unwrap();
+    assert!(first["alignment"].is_array() && first["source"].is_array());
+}
+
+/// A run stopped after 8 steps and resumed gives the same per-step losses as a straight run.
+#[test]
+fn resumed_run_matches_a_straight_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_dates_config(dir.path(), "valid_every = 8\nepochs = 2");
+    let straight = dir.path().join("straight");
+    let split = dir.path().join("split");
+    let train = |out: &Path, extra: &[&str]| {
+        let o = run(rnnsearch().args(["train", "--threads", "1", "--config"]).arg(&cfg).arg("--out").arg(out).args(extra));
+        assert!(o.status.success());
+    };
+    train(&straight, &["--set", "train.max_steps=20"]);
+    train(&split, &["--set", "train.max_steps=8"]);
+    train(&split, &["--resume", "--set", "train.max_steps=20"]);
+    let a = step_losses(&straight);
+    let b = step_losses(&split);
+    assert_eq!(a.len(), 20);
+    assert_eq!(a.len(), b.len());
+    for ((sa, la), (sb, lb)) in a.iter().zip(&b) {
+        assert_eq!(sa, sb);
+        assert!((la - lb).abs() < 1e-5, "step {sa}: {la} vs {lb}");
+    }
+}
+
+fn wait_for_steps(run_dir: &Path, steps: usize) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(120) {
+        if run_dir.join("metrics.jsonl").exists() && step_losses(run_dir).len() >= steps {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("training did not start");
+}
+
+/// SIGKILL at an arbitrary instant leaves a checkpoint that resumes; Ctrl-C saves and exits 130.
+#[test]
+fn killed_and_interrupted_runs_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_dates_config(dir.path(), "valid_every = 2\nepochs = 50");
+    let run_dir = dir.path().join("run");
+    let mut child = rnnsearch()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run_dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_steps(&run_dir, 5);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let mut child = rnnsearch()
+        .args(["train", "--threads", "1", "--resume", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run_dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let before = step_losses(&run_dir).len();
+    wait_for_steps(&run_dir, before + 3);
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("checkpoints/last/state.json")).unwrap()).unwrap();
+    assert!(state["step"].as_u64().unwrap() as usize >= before);
+}

@@ -1,0 +1,15 @@
+//! Training runs for rnnsearch: configuration, loss, checkpoints, the training loop and
+//! translation with a trained model.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod loss;
+pub mod rundir;
+pub mod trainer;
+pub mod translate;
+
+pub use config::{RunConfig, TrainConfig};
+pub use error::{Error, Result};
+pub use trainer::{train, Outcome, RunOptions};
+pub use translate::{Translation, Translator};
