@@ -38,7 +38,10 @@ impl BackendArgs {
             }
             // ndarray's matrixmultiply reads this; flex and ndarray both use rayon's global pool.
             std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
-            rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .ok();
         }
         device_for(self.backend.unwrap_or(Backend::Flex), self.device)
     }

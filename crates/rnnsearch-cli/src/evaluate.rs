@@ -83,12 +83,12 @@ pub struct EvaluateArgs {
     pub output: Option<PathBuf>,
 
     /// Checkpoint to load in model mode
-    #[arg(long, value_enum, value_name = "WHICH", default_value_t = CheckpointArg::Best)]
-    pub checkpoint: CheckpointArg,
+    #[arg(long, value_enum, value_name = "WHICH", default_value = "best")]
+    pub checkpoint: crate::translate::Checkpoint,
 
     /// Compute backend in model mode
-    #[arg(long, value_name = "NAME")]
-    pub backend: Option<String>,
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub backend: Option<crate::backend::Backend>,
 
     /// Number of CPU threads in model mode
     #[arg(long, value_name = "N")]
@@ -163,15 +163,6 @@ pub enum FormatArg {
     Json,
 }
 
-/// `--checkpoint` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CheckpointArg {
-    /// the checkpoint with the best validation score
-    Best,
-    /// the most recent checkpoint
-    Last,
-}
-
 /// What to compute and how to print it; independent of where the
 /// hypotheses come from.
 #[derive(Debug, Clone)]
@@ -232,7 +223,10 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     let opts = ScoreOptions::from_args(&args);
     let (hyp_label, hyps) = match &args.hyp {
         Some(path) => (label(path), read_lines(path)?),
-        None => bail!("evaluate --model is not built yet"),
+        None => (
+            "model output".to_string(),
+            crate::translate::hypotheses_for_evaluate(&args)?,
+        ),
     };
     let refs = read_references(&args.refs)?;
     let labels: Vec<String> = args.refs.iter().map(|p| label(p)).collect();
@@ -443,7 +437,10 @@ mod tests {
         assert_eq!(args.smooth, SmoothArg::Exp);
         assert_eq!((args.beam, args.chrf_word_order), (5, 0));
         assert_eq!(args.format, FormatArg::Text);
-        assert_eq!(args.checkpoint, CheckpointArg::Best);
+        assert!(matches!(
+            args.checkpoint,
+            crate::translate::Checkpoint::Best
+        ));
     }
 
     #[test]

@@ -19,17 +19,26 @@ impl Output {
     pub fn create(path: Option<&Path>) -> Result<Self> {
         match path {
             Some(p) if p != Path::new("-") => {
-                let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                let dir = p
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
                 let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("output");
                 let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-                let file = fs::File::create(&tmp).with_context(|| format!("{}: cannot create", p.display()))?;
-                let handle = file.try_clone().with_context(|| format!("{}: cannot create", p.display()))?;
+                let file = fs::File::create(&tmp)
+                    .with_context(|| format!("{}: cannot create", p.display()))?;
+                let handle = file
+                    .try_clone()
+                    .with_context(|| format!("{}: cannot create", p.display()))?;
                 Ok(Output {
                     writer: BufWriter::new(Box::new(file)),
                     file: Some((tmp, handle, p.to_path_buf())),
                 })
             }
-            _ => Ok(Output { writer: BufWriter::new(Box::new(io::stdout())), file: None }),
+            _ => Ok(Output {
+                writer: BufWriter::new(Box::new(io::stdout())),
+                file: None,
+            }),
         }
     }
 
@@ -42,7 +51,9 @@ impl Output {
     pub fn finish(mut self) -> Result<()> {
         self.writer.flush().context("cannot write output")?;
         if let Some((tmp, handle, path)) = self.file.take() {
-            handle.sync_all().with_context(|| format!("{}: cannot write", path.display()))?;
+            handle
+                .sync_all()
+                .with_context(|| format!("{}: cannot write", path.display()))?;
             fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))?;
         }
         Ok(())

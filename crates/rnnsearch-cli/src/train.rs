@@ -66,11 +66,16 @@ impl ConfigArgs {
 /// `rnnsearch prepare`.
 pub fn prepare(args: PrepareArgs) -> Result<ExitCode> {
     let (config, out) = args.config.load()?;
-    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create run directory", out.display()))?;
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("{}: cannot create run directory", out.display()))?;
     let started = std::time::Instant::now();
     let prepared = Prepared::prepare(&config.data, Path::new("."), &out)?;
     println!("{}", prepared.summary);
-    println!("prepared {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
+    println!(
+        "prepared {} in {:.1} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -85,8 +90,11 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         // A resumed run continues with the configuration it was started with.
         let saved = out.join("config.toml");
         if saved.is_file() {
-            let text = std::fs::read_to_string(&saved).with_context(|| format!("{}: cannot read", saved.display()))?;
-            let source = rnnsearch_train::config::Source { path: Some(saved.clone()) };
+            let text = std::fs::read_to_string(&saved)
+                .with_context(|| format!("{}: cannot read", saved.display()))?;
+            let source = rnnsearch_train::config::Source {
+                path: Some(saved.clone()),
+            };
             config = RunConfig::parse(&text, &source, &args.config.overrides)?;
         }
     }

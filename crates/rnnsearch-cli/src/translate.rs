@@ -112,15 +112,26 @@ pub fn translate_lines(
         nbest: nbest.max(1),
         alignments,
     };
-    let translator = Translator { model: &run.model, src_vocab: &run.src_vocab, tgt_vocab: &run.tgt_vocab, device };
+    let translator = Translator {
+        model: &run.model,
+        src_vocab: &run.src_vocab,
+        tgt_vocab: &run.tgt_vocab,
+        device,
+    };
     let max_len = run.config.data.max_len;
-    let too_long = lines.iter().filter(|l| translator.src_vocab.encode(l).len() > max_len).count();
+    let too_long = lines
+        .iter()
+        .filter(|l| translator.src_vocab.encode(l).len() > max_len)
+        .count();
     if too_long > 0 {
         eprintln!("warning: {too_long} input line(s) are longer than the {max_len} subwords seen in training; translated anyway");
     }
     let bar = (input_is_file && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(lines.len() as u64);
-        bar.set_style(ProgressStyle::with_template("{pos}/{len} sentences {per_sec} ETA {eta}").expect("template"));
+        bar.set_style(
+            ProgressStyle::with_template("{pos}/{len} sentences {per_sec} ETA {eta}")
+                .expect("template"),
+        );
         bar
     });
     let started = std::time::Instant::now();
@@ -132,7 +143,11 @@ pub fn translate_lines(
     if let Some(bar) = bar {
         bar.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
-        eprintln!("translated {} sentences in {secs:.1} s ({:.1} sentences/s)", lines.len(), lines.len() as f64 / secs.max(1e-9));
+        eprintln!(
+            "translated {} sentences in {secs:.1} s ({:.1} sentences/s)",
+            lines.len(),
+            lines.len() as f64 / secs.max(1e-9)
+        );
     }
     drop(translator);
     Ok((out, run))
@@ -146,24 +161,39 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
     if args.nbest == Some(0) {
         bail!("--nbest must be at least 1");
     }
-    let (translations, run) = translate_lines(&args.model, &lines, nbest, args.alignments.is_some(), input_is_file)?;
+    let (translations, run) = translate_lines(
+        &args.model,
+        &lines,
+        nbest,
+        args.alignments.is_some(),
+        input_is_file,
+    )?;
     // Open outputs only after translating: an error above leaves existing files untouched.
     let mut output = Output::create(Some(&args.output))?;
     for (i, t) in translations.iter().enumerate() {
         if args.nbest.is_some() {
             for h in &t.hypotheses {
-                output.line(&format!("{i} ||| {} ||| {:.6}", run.tgt_vocab.decode(&h.tokens), h.score))?;
+                output.line(&format!(
+                    "{i} ||| {} ||| {:.6}",
+                    run.tgt_vocab.decode(&h.tokens),
+                    h.score
+                ))?;
             }
         } else {
             output.line(&run.tgt_vocab.decode(&t.hypotheses[0].tokens))?;
         }
     }
     if let Some(path) = &args.alignments {
-        let mut file = Output::create(Some(path)).with_context(|| format!("{}: cannot create", path.display()))?;
+        let mut file = Output::create(Some(path))
+            .with_context(|| format!("{}: cannot create", path.display()))?;
         for t in &translations {
             let best = &t.hypotheses[0];
             let line = match args.alignments_format {
-                AlignmentFormat::Pharaoh => pharaoh(&run.src_vocab.pieces(&t.source_ids), &run.tgt_vocab.pieces(&best.tokens), best),
+                AlignmentFormat::Pharaoh => pharaoh(
+                    &run.src_vocab.pieces(&t.source_ids),
+                    &run.tgt_vocab.pieces(&best.tokens),
+                    best,
+                ),
                 AlignmentFormat::Json => serde_json::json!({
                     "source": run.src_vocab.pieces(&t.source_ids),
                     "target": run.tgt_vocab.pieces(&best.tokens),
@@ -177,6 +207,42 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
     }
     output.finish()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `evaluate --model RUN_DIR --src FILE`: translates the source file (writing `--output` when
+/// given) and returns the detokenised hypotheses for scoring.
+pub fn hypotheses_for_evaluate(args: &crate::evaluate::EvaluateArgs) -> Result<Vec<String>> {
+    let (Some(model), Some(src)) = (&args.model, &args.src) else {
+        bail!("evaluate needs --hyp FILE, or --model RUN_DIR with --src FILE");
+    };
+    let model_args = ModelArgs {
+        model: model.clone(),
+        checkpoint: args.checkpoint,
+        beam: args.beam,
+        alpha: 1.0,
+        max_len_ratio: 2.0,
+        batch_tokens: 4000,
+        backend: BackendArgs {
+            backend: args.backend,
+            threads: args.threads,
+            device: None,
+        },
+    };
+    let lines = rnnsearch_data::read_lines(src)?;
+    let (translations, run) =
+        translate_lines(&model_args, &lines, 1, false, src.as_os_str() != "-")?;
+    let hyps: Vec<String> = translations
+        .iter()
+        .map(|t| run.tgt_vocab.decode(&t.hypotheses[0].tokens))
+        .collect();
+    if let Some(path) = &args.output {
+        let mut out = Output::create(Some(path))?;
+        for h in &hyps {
+            out.line(h)?;
+        }
+        out.finish()?;
+    }
+    Ok(hyps)
 }
 
 /// Word index of every subword piece: a piece starting with the word-boundary marker `▁`

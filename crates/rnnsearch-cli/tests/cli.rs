@@ -12,7 +12,10 @@ fn help_lists_the_subcommands() {
         assert!(text.contains(sub), "--help lacks {sub}");
     }
     for sub in ["prepare", "train", "translate", "evaluate", "attention"] {
-        assert!(run(rnnsearch().args([sub, "--help"])).status.success(), "{sub} --help");
+        assert!(
+            run(rnnsearch().args([sub, "--help"])).status.success(),
+            "{sub} --help"
+        );
     }
 }
 
@@ -33,7 +36,9 @@ fn unknown_backend_is_a_clear_error() {
 #[test]
 fn backend_not_compiled_names_the_feature() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(rnnsearch().args(["train", "--backend", "wgpu", "--out"]).arg(dir.path().join("r")));
+    let out = run(rnnsearch()
+        .args(["train", "--backend", "wgpu", "--out"])
+        .arg(dir.path().join("r")));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--features wgpu"), "{}", stderr(&out));
 }
@@ -43,10 +48,15 @@ fn unknown_config_key_names_key_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[train]\nlearning_rate = 0.1\n").unwrap();
-    let out = run(rnnsearch().args(["train", "--print-config", "--config"]).arg(&cfg));
+    let out = run(rnnsearch()
+        .args(["train", "--print-config", "--config"])
+        .arg(&cfg));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("learning_rate") && err.contains("bad.toml"), "{err}");
+    assert!(
+        err.contains("learning_rate") && err.contains("bad.toml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -54,7 +64,14 @@ fn print_config_shows_every_section() {
     let out = run(rnnsearch().args(["train", "--print-config", "--set", "train.lr=0.01"]));
     assert!(out.status.success());
     let text = stdout(&out);
-    for key in ["[data]", "[model]", "[train]", "lr = 0.01", "label_smoothing", "scorer"] {
+    for key in [
+        "[data]",
+        "[model]",
+        "[train]",
+        "lr = 0.01",
+        "label_smoothing",
+        "scorer",
+    ] {
         assert!(text.contains(key), "missing {key}");
     }
 }
@@ -62,7 +79,9 @@ fn print_config_shows_every_section() {
 #[test]
 fn translate_with_a_missing_model_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(rnnsearch().args(["translate", "--model"]).arg(dir.path().join("nope")));
+    let out = run(rnnsearch()
+        .args(["translate", "--model"])
+        .arg(dir.path().join("nope")));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no such run directory"));
     let out = run(rnnsearch().args(["translate", "--model"]).arg(dir.path()));

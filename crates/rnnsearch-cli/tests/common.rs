@@ -14,7 +14,11 @@ pub fn rnnsearch() -> Command {
 /// Runs and returns the output, with stdout/stderr shown on failure.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("rnnsearch runs");
-    eprintln!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -48,8 +52,6 @@ output = 16
 dropout = 0.1
 [train]
 seed = 5
-epochs = 1
-valid_every = 1000
 log_every = 1
 test_beam = 3
 samples = 1
@@ -69,9 +71,15 @@ pub fn multi30k() -> Option<PathBuf> {
         Some(root.join("../shared/data/multi30k")),
         Some(root.join("data/multi30k")),
     ];
-    let found = candidates.into_iter().flatten().find(|p| p.join("val.en.gz").is_file());
+    let found = candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("val.en.gz").is_file());
     if found.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "Multi30k not found: set MULTI30K_DIR");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Multi30k not found: set MULTI30K_DIR"
+        );
         eprintln!("skipped: Multi30k not found (set MULTI30K_DIR)");
     }
     found

@@ -22,11 +22,24 @@ fn step_losses(run: &Path) -> Vec<(u64, f64)> {
 #[test]
 fn a_run_directory_has_everything_and_translates() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_dates_config(dir.path(), "max_steps = 12\nvalid_every = 6");
+    let cfg = tiny_dates_config(dir.path(), "epochs = 1\nmax_steps = 12\nvalid_every = 6");
     let run_dir = dir.path().join("run");
-    let out = run(rnnsearch().args(["train", "--threads", "1", "--config"]).arg(&cfg).arg("--out").arg(&run_dir));
+    let out = run(rnnsearch()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run_dir));
     assert!(out.status.success());
-    for f in ["config.toml", "tokenizer.json", "metrics.jsonl", "train.log", "test.json", "checkpoints/best/model.bpk", "checkpoints/last/optimizer.bpk", "checkpoints/last/state.json"] {
+    for f in [
+        "config.toml",
+        "tokenizer.json",
+        "metrics.jsonl",
+        "train.log",
+        "test.json",
+        "checkpoints/best/model.bpk",
+        "checkpoints/last/optimizer.bpk",
+        "checkpoints/last/state.json",
+    ] {
         assert!(run_dir.join(f).exists(), "missing {f}");
     }
     let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
@@ -34,7 +47,11 @@ fn a_run_directory_has_everything_and_translates() {
     assert_eq!(step_losses(&run_dir).len(), 12);
 
     let input = dir.path().join("in.txt");
-    std::fs::write(&input, "9 May 2018\n\nwednesday, 3 january 1990\n09.05.2018\n").unwrap();
+    std::fs::write(
+        &input,
+        "9 May 2018\n\nwednesday, 3 january 1990\n09.05.2018\n",
+    )
+    .unwrap();
     for beam in ["1", "3"] {
         let output = dir.path().join(format!("out{beam}.txt"));
         let align = dir.path().join(format!("align{beam}.txt"));
@@ -61,7 +78,18 @@ fn a_run_directory_has_everything_and_translates() {
         }
     }
     let out = run(rnnsearch()
-        .args(["translate", "--threads", "1", "--beam", "3", "--nbest", "2", "--alignments-format", "json", "--model"])
+        .args([
+            "translate",
+            "--threads",
+            "1",
+            "--beam",
+            "3",
+            "--nbest",
+            "2",
+            "--alignments-format",
+            "json",
+            "--model",
+        ])
         .arg(&run_dir)
         .arg("--input")
         .arg(&input)
@@ -69,8 +97,18 @@ fn a_run_directory_has_everything_and_translates() {
         .arg(dir.path().join("a.json")));
     assert!(out.status.success());
     let text = stdout(&out);
-    assert!(text.lines().all(|l| l.split(" ||| ").count() == 3), "{text}");
-    let first: serde_json::Value = serde_json::from_str(std::fs::read_to_string(dir.path().join("a.json")).unwrap().lines().next().unwrap()).unwrap();
+    assert!(
+        text.lines().all(|l| l.split(" ||| ").count() == 3),
+        "{text}"
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(dir.path().join("a.json"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     assert!(first["alignment"].is_array() && first["source"].is_array());
 }
 
@@ -82,7 +120,12 @@ fn resumed_run_matches_a_straight_run() {
     let straight = dir.path().join("straight");
     let split = dir.path().join("split");
     let train = |out: &Path, extra: &[&str]| {
-        let o = run(rnnsearch().args(["train", "--threads", "1", "--config"]).arg(&cfg).arg("--out").arg(out).args(extra));
+        let o = run(rnnsearch()
+            .args(["train", "--threads", "1", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(out)
+            .args(extra));
         assert!(o.status.success());
     };
     train(&straight, &["--set", "train.max_steps=20"]);
@@ -137,10 +180,16 @@ fn killed_and_interrupted_runs_resume() {
         .unwrap();
     let before = step_losses(&run_dir).len();
     wait_for_steps(&run_dir, before + 3);
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("checkpoints/last/state.json")).unwrap()).unwrap();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("checkpoints/last/state.json")).unwrap(),
+    )
+    .unwrap();
     assert!(state["step"].as_u64().unwrap() as usize >= before);
 }

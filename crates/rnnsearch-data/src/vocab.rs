@@ -79,8 +79,7 @@ impl Vocab {
     ///
     /// Special-token strings in the *text* are encoded as ordinary characters, so a
     /// literal `<s>` in a corpus can never turn into BOS.
-    pub fn from_tokenizer(mut tokenizer: Tokenizer) -> Result<Vocab, String> {
-        tokenizer.set_encode_special_tokens(true);
+    pub fn from_tokenizer(tokenizer: Tokenizer) -> Result<Vocab, String> {
         Self::checked(tokenizer)
     }
 

@@ -64,7 +64,10 @@ impl ProjectedAnnotations {
     pub fn repeat_interleave(&self, k: usize) -> Self {
         let rep3 = |t: &Tensor<3>| {
             let [b, s, d] = t.dims();
-            t.clone().unsqueeze_dim::<4>(1).expand([b, k, s, d]).reshape([b * k, s, d])
+            t.clone()
+                .unsqueeze_dim::<4>(1)
+                .expand([b, k, s, d])
+                .reshape([b * k, s, d])
         };
         let [b, s] = self.padding.dims();
         Self {
@@ -130,7 +133,12 @@ impl Attention {
 
     /// The scorer.
     pub fn scorer(&self) -> Scorer {
-        [Scorer::Additive, Scorer::Dot, Scorer::General, Scorer::Cosine][self.scorer]
+        [
+            Scorer::Additive,
+            Scorer::Dot,
+            Scorer::General,
+            Scorer::Cosine,
+        ][self.scorer]
     }
 
     /// W_a when the scorer projects the query (additive), so the decoder can fuse W_a s_{i-1}
@@ -144,7 +152,11 @@ impl Attention {
         let h = encoded.annotations.clone();
         let keys = match self.scorer() {
             Scorer::Additive | Scorer::General => h.clone().matmul(
-                self.key_layer.as_ref().expect("key layer").val().unsqueeze_dim::<3>(0),
+                self.key_layer
+                    .as_ref()
+                    .expect("key layer")
+                    .val()
+                    .unsqueeze_dim::<3>(0),
             ),
             Scorer::Dot => h.clone(),
             Scorer::Cosine => {
@@ -167,7 +179,11 @@ impl Attention {
     ///
     /// # Returns
     /// (c_i `[batch, 2n]`, α_i `[batch, src_len]`).
-    pub fn forward(&self, query: Tensor<2>, projected: &ProjectedAnnotations) -> (Tensor<2>, Tensor<2>) {
+    pub fn forward(
+        &self,
+        query: Tensor<2>,
+        projected: &ProjectedAnnotations,
+    ) -> (Tensor<2>, Tensor<2>) {
         let [batch, src_len, _] = projected.keys.dims();
         let energies = match self.scorer() {
             Scorer::Additive => {
@@ -175,7 +191,10 @@ impl Attention {
                 // e_ij = v_aᵀ tanh(W_a s_{i-1} + U_a h_j)
                 let hidden = (projected.keys.clone() + query.unsqueeze_dim::<3>(1)).tanh();
                 let v = self.energy_layer.as_ref().expect("energy layer").val();
-                hidden.reshape([batch * src_len, a]).matmul(v).reshape([batch, src_len])
+                hidden
+                    .reshape([batch * src_len, a])
+                    .matmul(v)
+                    .reshape([batch, src_len])
             }
             Scorer::Dot | Scorer::General => bmv(projected.keys.clone(), query),
             Scorer::Cosine => {
@@ -188,7 +207,10 @@ impl Attention {
             }
         };
         // α_ij = softmax_j(e_ij), padding excluded
-        let alignment = softmax(energies.mask_fill(projected.padding.clone(), PADDING_ENERGY), 1);
+        let alignment = softmax(
+            energies.mask_fill(projected.padding.clone(), PADDING_ENERGY),
+            1,
+        );
         // c_i = Σ_j α_ij h_j
         let context = alignment
             .clone()
@@ -213,7 +235,8 @@ mod tests {
     fn projected(scorer: Scorer, device: &Device) -> (Attention, ProjectedAnnotations) {
         device.seed(1);
         let attention = Attention::new(scorer, 6, 6, 5, Some(5.0), device);
-        let annotations = Tensor::<3>::random([2, 4, 6], burn::tensor::Distribution::Default, device);
+        let annotations =
+            Tensor::<3>::random([2, 4, 6], burn::tensor::Distribution::Default, device);
         let mask = padding_mask(&[4, 2], 4, device);
         let encoded = Encoded { annotations, mask };
         let p = attention.project(&encoded);
@@ -223,7 +246,12 @@ mod tests {
     #[test]
     fn weights_sum_to_one_and_are_exactly_zero_on_padding() {
         let device = Device::flex();
-        for scorer in [Scorer::Additive, Scorer::Dot, Scorer::General, Scorer::Cosine] {
+        for scorer in [
+            Scorer::Additive,
+            Scorer::Dot,
+            Scorer::General,
+            Scorer::Cosine,
+        ] {
             let (attention, p) = projected(scorer, &device);
             let state = Tensor::<2>::random([2, 6], burn::tensor::Distribution::Default, &device);
             let query = match attention.query_weight() {

@@ -96,7 +96,11 @@ impl Cell {
         let recurrent_weight = if init.orthogonal_recurrent {
             // One orthogonal d×d block per gate, as in the paper's appendix B.
             let blocks: Vec<Tensor<2>> = (0..g)
-                .map(|_| Initializer::Orthogonal { gain: 1.0 }.init([d, d], device).val())
+                .map(|_| {
+                    Initializer::Orthogonal { gain: 1.0 }
+                        .init([d, d], device)
+                        .val()
+                })
                 .collect();
             Param::from_tensor(Tensor::cat(blocks, 1).detach())
         } else {
@@ -137,7 +141,11 @@ impl Cell {
 
     /// The recurrent side U h + c: `[..., d]` → `[..., G·d]`.
     pub fn project_state<const D: usize>(&self, h: Tensor<D>) -> Tensor<D> {
-        burn::tensor::module::linear(h, self.recurrent_weight.val(), Some(self.recurrent_bias.val()))
+        burn::tensor::module::linear(
+            h,
+            self.recurrent_weight.val(),
+            Some(self.recurrent_bias.val()),
+        )
     }
 
     /// One step from the already projected input side `wx` and recurrent side `uh`.
@@ -166,7 +174,12 @@ impl Cell {
 
 /// Xavier-uniform weights, the usual choice for feed-forward and input-side matrices.
 pub(crate) fn xavier(shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
-    Initializer::XavierUniform { gain: 1.0 }.init_with(shape, Some(shape[0]), Some(shape[1]), device)
+    Initializer::XavierUniform { gain: 1.0 }.init_with(
+        shape,
+        Some(shape[0]),
+        Some(shape[1]),
+        device,
+    )
 }
 
 /// h' = (1 − z) ⊙ ñ + z ⊙ h = ñ + z ⊙ (h − ñ), with the gates laid out as [r, z, n].
@@ -202,13 +215,25 @@ mod tests {
     #[test]
     fn gru_step_matches_hand_arithmetic() {
         let device = Device::flex();
-        let mut cell = Cell::new(CellKind::Gru, 1, 1, CellInit { orthogonal_recurrent: false }, &device);
+        let mut cell = Cell::new(
+            CellKind::Gru,
+            1,
+            1,
+            CellInit {
+                orthogonal_recurrent: false,
+            },
+            &device,
+        );
         cell.input_weight = Param::from_tensor(Tensor::ones([1, 3], &device));
         cell.recurrent_weight = Param::from_tensor(Tensor::ones([1, 3], &device));
         cell.input_bias = Param::from_tensor(Tensor::zeros([3], &device));
         let x = Tensor::<2>::ones([1, 1], &device);
         let h = Tensor::<2>::zeros([1, 1], &device);
-        let next = cell.step(cell.project_inputs(x), cell.project_state(h.clone()), RecurrentState::new(CellKind::Gru, h));
+        let next = cell.step(
+            cell.project_inputs(x),
+            cell.project_state(h.clone()),
+            RecurrentState::new(CellKind::Gru, h),
+        );
         let v: Vec<f32> = next.hidden.into_data().to_vec().unwrap();
         assert!((v[0] - 0.204824).abs() < 1e-5, "{v:?}");
     }
@@ -216,7 +241,15 @@ mod tests {
     #[test]
     fn lstm_state_shapes() {
         let device = Device::flex();
-        let cell = Cell::new(CellKind::Lstm, 3, 4, CellInit { orthogonal_recurrent: true }, &device);
+        let cell = Cell::new(
+            CellKind::Lstm,
+            3,
+            4,
+            CellInit {
+                orthogonal_recurrent: true,
+            },
+            &device,
+        );
         let x = Tensor::<3>::ones([2, 5, 3], &device);
         let wx = cell.project_inputs(x);
         assert_eq!(wx.dims(), [2, 5, 16]);

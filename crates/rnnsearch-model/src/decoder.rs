@@ -136,7 +136,11 @@ impl DecoderConfig {
         let init = CellInit {
             orthogonal_recurrent: self.orthogonal_recurrent,
         };
-        let k = if self.deep_output == DeepOutput::Maxout { 2 } else { 1 };
+        let k = if self.deep_output == DeepOutput::Maxout {
+            2
+        } else {
+            1
+        };
         let d_bridge_in = match self.bridge {
             Bridge::BackwardFirst => Some(self.d_annotation / 2),
             Bridge::Mean => Some(self.d_annotation),
@@ -145,9 +149,18 @@ impl DecoderConfig {
         let tied = self.tied_embeddings;
         Decoder {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embedding)
-                .with_initializer(Initializer::Normal { mean: 0.0, std: 0.1 })
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.1,
+                })
                 .init(device),
-            cell: Cell::new(self.cell, self.d_embedding + self.d_annotation, self.d_hidden, init, device),
+            cell: Cell::new(
+                self.cell,
+                self.d_embedding + self.d_annotation,
+                self.d_hidden,
+                init,
+                device,
+            ),
             attention: Attention::new(
                 self.scorer,
                 self.d_hidden,
@@ -157,9 +170,13 @@ impl DecoderConfig {
                 device,
             ),
             bridge: d_bridge_in.map(|d| xavier([d, self.d_hidden], device)),
-            bridge_bias: d_bridge_in.map(|_| Param::from_tensor(Tensor::zeros([self.d_hidden], device))),
+            bridge_bias: d_bridge_in
+                .map(|_| Param::from_tensor(Tensor::zeros([self.d_hidden], device))),
             deep_output: xavier(
-                [self.d_hidden + self.d_annotation + self.d_embedding, k * self.d_output],
+                [
+                    self.d_hidden + self.d_annotation + self.d_embedding,
+                    k * self.d_output,
+                ],
                 device,
             ),
             deep_output_bias: Param::from_tensor(Tensor::zeros([k * self.d_output], device)),
@@ -180,11 +197,20 @@ impl Decoder {
         let m = self.cell.d_hidden();
         let summary = match self.bridge_kind {
             // ←h_1: the backward half of the first annotation
-            0 => Some(h.narrow(1, 0, 1).narrow(2, d_annotation / 2, d_annotation / 2).reshape([batch, d_annotation / 2])),
+            0 => Some(
+                h.narrow(1, 0, 1)
+                    .narrow(2, d_annotation / 2, d_annotation / 2)
+                    .reshape([batch, d_annotation / 2]),
+            ),
             1 => {
                 let keep = encoded.mask.clone().float();
                 let lengths = keep.clone().sum_dim(1); // [batch, 1]
-                Some((h * keep.unsqueeze_dim::<3>(2)).sum_dim(1).reshape([batch, d_annotation]) / lengths)
+                Some(
+                    (h * keep.unsqueeze_dim::<3>(2))
+                        .sum_dim(1)
+                        .reshape([batch, d_annotation])
+                        / lengths,
+                )
             }
             _ => None,
         };
@@ -256,7 +282,10 @@ impl Decoder {
         );
         let width = projected_state.dims()[1];
         let (recurrent_term, query) = if width > g {
-            (projected_state.clone().narrow(1, 0, g), projected_state.narrow(1, g, width - g))
+            (
+                projected_state.clone().narrow(1, 0, g),
+                projected_state.narrow(1, g, width - g),
+            )
         } else {
             (projected_state, state.hidden.clone())
         };
@@ -284,22 +313,37 @@ impl Decoder {
         let embedded = self.embed(previous.reshape([batch, 1]));
         let d_emb = embedded.dims()[2];
         let embedded = embedded.reshape([batch, d_emb]);
-        let mut step =
-            self.recurrent_step(self.project_embeddings(embedded.clone()), state, projected, weights);
+        let mut step = self.recurrent_step(
+            self.project_embeddings(embedded.clone()),
+            state,
+            projected,
+            weights,
+        );
         step.logits = Some(self.logits(step.state.hidden.clone(), step.context.clone(), embedded));
         step
     }
 
     /// The deep output and vocabulary projection for any number of positions:
     /// logits = W_o t_i with t_i = maxout(U_o s_i + C_o c_i + V_o E y_{i-1} + b_o).
-    pub fn logits<const D: usize>(&self, states: Tensor<D>, contexts: Tensor<D>, embedded: Tensor<D>) -> Tensor<D> {
+    pub fn logits<const D: usize>(
+        &self,
+        states: Tensor<D>,
+        contexts: Tensor<D>,
+        embedded: Tensor<D>,
+    ) -> Tensor<D> {
         let features = Tensor::cat(vec![states, contexts, embedded], D - 1);
-        let pre = burn::tensor::module::linear(features, self.deep_output.val(), Some(self.deep_output_bias.val()));
+        let pre = burn::tensor::module::linear(
+            features,
+            self.deep_output.val(),
+            Some(self.deep_output_bias.val()),
+        );
         let t = if self.maxout == 1 {
             // Maxout over unit pairs; pairing unit k with unit k + l (rather than 2k with 2k+1)
             // is the same family up to a permutation of W, and needs no reshape.
             let l = pre.dims()[D - 1] / 2;
-            pre.clone().narrow(D - 1, 0, l).max_pair(pre.narrow(D - 1, l, l))
+            pre.clone()
+                .narrow(D - 1, 0, l)
+                .max_pair(pre.narrow(D - 1, l, l))
         } else {
             pre.tanh()
         };

@@ -70,7 +70,11 @@ impl EncoderConfig {
         };
         let layers = (0..self.layers.max(1))
             .map(|l| {
-                let d_in = if l == 0 { self.d_embedding } else { 2 * self.d_hidden };
+                let d_in = if l == 0 {
+                    self.d_embedding
+                } else {
+                    2 * self.d_hidden
+                };
                 BiLayer {
                     forward: Cell::new(self.cell, d_in, self.d_hidden, init, device),
                     backward: Cell::new(self.cell, d_in, self.d_hidden, init, device),
@@ -79,7 +83,10 @@ impl EncoderConfig {
             .collect();
         Encoder {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embedding)
-                .with_initializer(Initializer::Normal { mean: 0.0, std: 0.1 })
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.1,
+                })
                 .init(device),
             layers,
             dropout: DropoutConfig::new(self.dropout).init(),
@@ -127,7 +134,13 @@ impl BiLayer {
     ///
     /// The two directions advance together: their states are stacked as `[2, batch, n]`
     /// and their recurrent matrices as `[2, n, G·n]`, so a time step costs one batched matmul.
-    fn forward(&self, x: Tensor<3>, reversal: &Tensor<3>, batch: usize, src_len: usize) -> Tensor<3> {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        reversal: &Tensor<3>,
+        batch: usize,
+        src_len: usize,
+    ) -> Tensor<3> {
         let n = self.forward.d_hidden();
         let kind = self.forward.kind();
         let wx_fwd = self.forward.project_inputs(x.clone());
@@ -136,11 +149,17 @@ impl BiLayer {
         let wx = Tensor::stack::<4>(vec![wx_fwd, wx_bwd], 0); // [2, batch, src_len, G·n]
         let g = wx.dims()[3];
         let recurrent_weight = Tensor::stack::<3>(
-            vec![self.forward.recurrent_weight.val(), self.backward.recurrent_weight.val()],
+            vec![
+                self.forward.recurrent_weight.val(),
+                self.backward.recurrent_weight.val(),
+            ],
             0,
         ); // [2, n, G·n]
         let recurrent_bias = Tensor::stack::<2>(
-            vec![self.forward.recurrent_bias.val(), self.backward.recurrent_bias.val()],
+            vec![
+                self.forward.recurrent_bias.val(),
+                self.backward.recurrent_bias.val(),
+            ],
             0,
         )
         .unsqueeze_dim::<3>(1); // [2, 1, G·n]
@@ -184,7 +203,10 @@ pub fn reversal_permutation(lengths: &[usize], max_len: usize, device: &Device) 
             values[(b * max_len + i) * max_len + j] = 1.0;
         }
     }
-    Tensor::from_data(TensorData::new(values, [lengths.len(), max_len, max_len]), device)
+    Tensor::from_data(
+        TensorData::new(values, [lengths.len(), max_len, max_len]),
+        device,
+    )
 }
 
 #[cfg(test)]
@@ -201,7 +223,10 @@ mod tests {
         for cell in [CellKind::Gru, CellKind::Lstm] {
             let device = Device::flex();
             device.seed(3);
-            let encoder = EncoderConfig::new(20, 8, 6).with_layers(2).with_cell(cell).init(&device);
+            let encoder = EncoderConfig::new(20, 8, 6)
+                .with_layers(2)
+                .with_cell(cell)
+                .init(&device);
             let batch = Tensor::<2, Int>::from_ints([[4, 5, 6, 7, 8], [9, 10, 11, 0, 0]], &device);
             let encoded = encoder.forward(batch, &[5, 3]);
             let alone = encoder.forward(Tensor::<2, Int>::from_ints([[9, 10, 11]], &device), &[3]);

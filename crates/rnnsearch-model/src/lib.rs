@@ -11,7 +11,7 @@ pub mod search;
 
 pub use attention::{Attention, ProjectedAnnotations, Scorer};
 pub use cell::{CellKind, RecurrentState};
-pub use decoder::{Bridge, DeepOutput, Decoder, DecoderConfig, DecoderStep};
+pub use decoder::{Bridge, Decoder, DecoderConfig, DecoderStep, DeepOutput};
 pub use encoder::{Encoded, Encoder, EncoderConfig};
 pub use model::{ModelConfig, Seq2Seq, TeacherForced};
 pub use search::{beam_search, greedy, search, Hypothesis, SearchConfig};

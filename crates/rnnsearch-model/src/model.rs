@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attention::Scorer;
 use crate::cell::CellKind;
-use crate::decoder::{Bridge, DeepOutput, Decoder, DecoderConfig};
+use crate::decoder::{Bridge, Decoder, DecoderConfig, DeepOutput};
 use crate::encoder::{Encoded, Encoder, EncoderConfig};
 
 /// The `[model]` section of a run configuration. Vocabulary sizes come from the data.
@@ -83,7 +83,10 @@ impl ModelConfig {
             return Err(format!("{key} must be at least 1"));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("model.dropout must be in [0, 1), got {}", self.dropout));
+            return Err(format!(
+                "model.dropout must be in [0, 1), got {}",
+                self.dropout
+            ));
         }
         if self.scorer == Scorer::Dot && self.decoder_hidden != 2 * self.hidden {
             return Err(format!(
@@ -167,7 +170,12 @@ impl Seq2Seq {
     /// Everything that does not depend on s_{i-1} runs outside the time loop as one batched op:
     /// U_a h_j, the cell's input term from E y_{i-1}, and the deep output with the vocabulary
     /// projection for all positions.
-    pub fn forward(&self, source: Tensor<2, Int>, source_lengths: &[usize], target_in: Tensor<2, Int>) -> TeacherForced {
+    pub fn forward(
+        &self,
+        source: Tensor<2, Int>,
+        source_lengths: &[usize],
+        target_in: Tensor<2, Int>,
+    ) -> TeacherForced {
         let encoded = self.encode(source, source_lengths);
         let decoder = &self.decoder;
         let projected = decoder.attention.project(&encoded);
@@ -181,7 +189,8 @@ impl Seq2Seq {
         let mut contexts = Vec::with_capacity(tgt_len);
         let mut alignments = Vec::with_capacity(tgt_len);
         for term in embedding_terms.split(1, 1) {
-            let step = decoder.recurrent_step(term.reshape([batch, g]), state, &projected, &weights);
+            let step =
+                decoder.recurrent_step(term.reshape([batch, g]), state, &projected, &weights);
             state = step.state;
             states.push(state.hidden.clone());
             contexts.push(step.context);
@@ -237,7 +246,12 @@ mod tests {
     fn shapes_for_every_cell_scorer_and_bridge() {
         let device = Device::flex();
         for cell in [CellKind::Gru, CellKind::Lstm] {
-            for scorer in [Scorer::Additive, Scorer::Dot, Scorer::General, Scorer::Cosine] {
+            for scorer in [
+                Scorer::Additive,
+                Scorer::Dot,
+                Scorer::General,
+                Scorer::Cosine,
+            ] {
                 for bridge in [Bridge::BackwardFirst, Bridge::Mean, Bridge::Zero] {
                     let model = small(cell, scorer, bridge).init(11, 13, &device);
                     let src = ids(&[&[4, 5, 6, 3], &[7, 3, 0, 0]], &device);
@@ -245,8 +259,17 @@ mod tests {
                     let out = model.forward(src, &[4, 2], tgt);
                     assert_eq!(out.logits.dims(), [2, 3, 13]);
                     assert_eq!(out.attention.dims(), [2, 3, 4]);
-                    let padded: Vec<f32> = out.attention.narrow(0, 1, 1).narrow(2, 2, 2).into_data().to_vec().unwrap();
-                    assert!(padded.iter().all(|&a| a == 0.0), "{cell:?} {scorer:?} {bridge:?}");
+                    let padded: Vec<f32> = out
+                        .attention
+                        .narrow(0, 1, 1)
+                        .narrow(2, 2, 2)
+                        .into_data()
+                        .to_vec()
+                        .unwrap();
+                    assert!(
+                        padded.iter().all(|&a| a == 0.0),
+                        "{cell:?} {scorer:?} {bridge:?}"
+                    );
                 }
             }
         }
@@ -258,9 +281,19 @@ mod tests {
         let device = Device::flex();
         device.seed(7);
         for cell in [CellKind::Gru, CellKind::Lstm] {
-            let model = small(cell, Scorer::Additive, Bridge::Mean).with_layers(2).init(11, 13, &device);
-            let batch = model.forward(ids(&[&[4, 5, 6, 7, 3], &[8, 9, 3, 0, 0]], &device), &[5, 3], ids(&[&[2, 4, 5, 6], &[2, 7, 8, 0]], &device));
-            let alone = model.forward(ids(&[&[8, 9, 3]], &device), &[3], ids(&[&[2, 7, 8]], &device));
+            let model = small(cell, Scorer::Additive, Bridge::Mean)
+                .with_layers(2)
+                .init(11, 13, &device);
+            let batch = model.forward(
+                ids(&[&[4, 5, 6, 7, 3], &[8, 9, 3, 0, 0]], &device),
+                &[5, 3],
+                ids(&[&[2, 4, 5, 6], &[2, 7, 8, 0]], &device),
+            );
+            let alone = model.forward(
+                ids(&[&[8, 9, 3]], &device),
+                &[3],
+                ids(&[&[2, 7, 8]], &device),
+            );
             let row = batch.logits.narrow(0, 1, 1).narrow(1, 0, 3);
             assert!(max_diff(row, alone.logits) < 1e-5);
         }
@@ -297,7 +330,11 @@ mod tests {
     /// Total 66 + 390 + 78 + 525 + 72 + 42 + 144 + 52 = 1369.
     #[test]
     fn parameter_count_matches_hand_count() {
-        let model = small(CellKind::Gru, Scorer::Additive, Bridge::BackwardFirst).init(11, 13, &Device::flex());
+        let model = small(CellKind::Gru, Scorer::Additive, Bridge::BackwardFirst).init(
+            11,
+            13,
+            &Device::flex(),
+        );
         assert_eq!(model.parameter_count(), 1369);
     }
 
@@ -307,31 +344,55 @@ mod tests {
     fn gradients_reach_the_alignment_model_and_match_finite_differences() {
         let device = Device::flex().autodiff();
         device.seed(11);
-        let model = small(CellKind::Gru, Scorer::Additive, Bridge::BackwardFirst).init(11, 13, &device);
+        let model =
+            small(CellKind::Gru, Scorer::Additive, Bridge::BackwardFirst).init(11, 13, &device);
         let src = ids(&[&[4, 5, 6, 3], &[7, 3, 0, 0]], &device);
         let tgt = ids(&[&[2, 4, 5], &[2, 6, 9]], &device);
         let probe = Tensor::<3>::random([2, 3, 13], Distribution::Default, &device).detach();
-        let loss_of = |m: &Seq2Seq| -> Tensor<1> { (m.forward(src.clone(), &[4, 2], tgt.clone()).logits * probe.clone()).sum() };
+        let loss_of = |m: &Seq2Seq| -> Tensor<1> {
+            (m.forward(src.clone(), &[4, 2], tgt.clone()).logits * probe.clone()).sum()
+        };
         let grads = loss_of(&model).backward();
         let attention = &model.decoder.attention;
         let params: Vec<(&str, Tensor<2>)> = vec![
             ("W_a", attention.query_layer.as_ref().unwrap().val()),
             ("U_a", attention.key_layer.as_ref().unwrap().val()),
             ("v_a", attention.energy_layer.as_ref().unwrap().val()),
-            ("encoder U", model.encoder.layers[0].backward.recurrent_weight.val()),
+            (
+                "encoder U",
+                model.encoder.layers[0].backward.recurrent_weight.val(),
+            ),
             ("source E", model.encoder.embedding.weight.val()),
             ("target E", model.decoder.embedding.weight.val()),
         ];
         for (name, p) in &params {
-            let g = p.grad(&grads).unwrap_or_else(|| panic!("no gradient for {name}"));
-            assert!(g.abs().max().into_scalar::<f32>() > 0.0, "zero gradient for {name}");
+            let g = p
+                .grad(&grads)
+                .unwrap_or_else(|| panic!("no gradient for {name}"));
+            assert!(
+                g.abs().max().into_scalar::<f32>() > 0.0,
+                "zero gradient for {name}"
+            );
         }
         // Central difference on one element of W_a (row 1, column 2).
-        let analytic: f32 = params[0].1.grad(&grads).unwrap().narrow(0, 1, 1).narrow(1, 2, 1).into_scalar();
+        let analytic: f32 = params[0]
+            .1
+            .grad(&grads)
+            .unwrap()
+            .narrow(0, 1, 1)
+            .narrow(1, 2, 1)
+            .into_scalar();
         let eps = 1e-2f32;
         let shifted = |delta: f32| -> f32 {
             let mut m = model.clone();
-            let w = m.decoder.attention.query_layer.as_ref().unwrap().val().inner();
+            let w = m
+                .decoder
+                .attention
+                .query_layer
+                .as_ref()
+                .unwrap()
+                .val()
+                .inner();
             let mut bump = vec![0.0f32; 7 * 4];
             bump[4 + 2] = delta;
             let w = w + Tensor::from_data(TensorData::new(bump, [7, 4]), &Device::flex());
@@ -339,17 +400,26 @@ mod tests {
             loss_of(&m).into_scalar()
         };
         let numeric = (shifted(eps) - shifted(-eps)) / (2.0 * eps);
-        assert!((numeric - analytic).abs() < 2e-3 + 0.02 * analytic.abs(), "W_a: numeric {numeric} vs analytic {analytic}");
+        assert!(
+            (numeric - analytic).abs() < 2e-3 + 0.02 * analytic.abs(),
+            "W_a: numeric {numeric} vs analytic {analytic}"
+        );
     }
 
     #[test]
     fn search_stops_at_the_length_limit_and_returns_one_hypothesis_per_sentence() {
         let device = Device::flex();
         device.seed(2);
-        let model = small(CellKind::Gru, Scorer::Additive, Bridge::BackwardFirst).init(11, 13, &device);
+        let model =
+            small(CellKind::Gru, Scorer::Additive, Bridge::BackwardFirst).init(11, 13, &device);
         let src = ids(&[&[4, 5, 6, 3], &[7, 3, 0, 0]], &device);
         for beam in [1, 3] {
-            let config = SearchConfig { beam, max_len_ratio: 1.0, alignments: true, ..SearchConfig::default() };
+            let config = SearchConfig {
+                beam,
+                max_len_ratio: 1.0,
+                alignments: true,
+                ..SearchConfig::default()
+            };
             let out = search(&model, src.clone(), &[4, 2], &config);
             assert_eq!(out.len(), 2);
             for (hyps, len) in out.iter().zip([4usize, 2]) {

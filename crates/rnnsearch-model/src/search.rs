@@ -56,9 +56,17 @@ pub struct Hypothesis {
 
 /// Translates a padded batch (`[batch, src_len]`, with lengths): greedy when `beam < 2`,
 /// beam search otherwise. Returns, per sentence, up to `nbest` hypotheses, best first.
-pub fn search(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize], config: &SearchConfig) -> Vec<Vec<Hypothesis>> {
+pub fn search(
+    model: &Seq2Seq,
+    source: Tensor<2, Int>,
+    lengths: &[usize],
+    config: &SearchConfig,
+) -> Vec<Vec<Hypothesis>> {
     if config.beam < 2 {
-        greedy(model, source, lengths, config).into_iter().map(|h| vec![h]).collect()
+        greedy(model, source, lengths, config)
+            .into_iter()
+            .map(|h| vec![h])
+            .collect()
     } else {
         beam_search(model, source, lengths, config)
     }
@@ -85,7 +93,10 @@ fn prepare(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize]) -> Prepar
 }
 
 fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("float tensor")
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float tensor")
 }
 
 fn to_vec_u32<const D: usize>(t: Tensor<D, Int>) -> Vec<u32> {
@@ -99,15 +110,28 @@ fn to_vec_u32<const D: usize>(t: Tensor<D, Int>) -> Vec<u32> {
 }
 
 /// Batched greedy search: y_i = argmax p(y | y_<i, x) until `</s>` or the length limit.
-pub fn greedy(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize], config: &SearchConfig) -> Vec<Hypothesis> {
+pub fn greedy(
+    model: &Seq2Seq,
+    source: Tensor<2, Int>,
+    lengths: &[usize],
+    config: &SearchConfig,
+) -> Vec<Hypothesis> {
     let device = source.device();
     let batch = lengths.len();
-    let limits: Vec<usize> = lengths.iter().map(|&l| max_output_len(l, config.max_len_ratio)).collect();
+    let limits: Vec<usize> = lengths
+        .iter()
+        .map(|&l| max_output_len(l, config.max_len_ratio))
+        .collect();
     let longest = limits.iter().copied().max().unwrap_or(0);
-    let Prepared { projected, mut state, weights } = prepare(model, source, lengths);
+    let Prepared {
+        projected,
+        mut state,
+        weights,
+    } = prepare(model, source, lengths);
     let mut hyps = vec![Hypothesis::default(); batch];
     let mut done = vec![false; batch];
-    let mut previous = Tensor::<1, Int>::from_data(TensorData::new(vec![BOS as i64; batch], [batch]), &device);
+    let mut previous =
+        Tensor::<1, Int>::from_data(TensorData::new(vec![BOS as i64; batch], [batch]), &device);
     for i in 0..longest {
         let step = model.decoder.step(previous, state, &projected, &weights);
         state = step.state;
@@ -115,7 +139,9 @@ pub fn greedy(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize], config
         let (best, index) = log_probs.max_dim_with_indices(1);
         let tokens = to_vec_u32(index.clone());
         let scores = to_vec_f32(best);
-        let alignment = config.alignments.then(|| to_vec_f32(step.alignment_weights));
+        let alignment = config
+            .alignments
+            .then(|| to_vec_f32(step.alignment_weights));
         let src_len = projected.padding.dims()[1];
         for b in 0..batch {
             if done[b] {
@@ -123,7 +149,9 @@ pub fn greedy(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize], config
             }
             hyps[b].score += scores[b];
             if let Some(a) = &alignment {
-                hyps[b].alignment.push(a[b * src_len..b * src_len + lengths[b]].to_vec());
+                hyps[b]
+                    .alignment
+                    .push(a[b * src_len..b * src_len + lengths[b]].to_vec());
             }
             if tokens[b] == EOS {
                 done[b] = true;
@@ -154,13 +182,25 @@ struct Beam {
 /// best continuations are ranked; those that end in `</s>` within the top K are set aside as
 /// finished, and the K best others continue. A sentence is done once it has K finished
 /// hypotheses or reaches its length limit, where its live beams are finished as they stand.
-pub fn beam_search(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize], config: &SearchConfig) -> Vec<Vec<Hypothesis>> {
+pub fn beam_search(
+    model: &Seq2Seq,
+    source: Tensor<2, Int>,
+    lengths: &[usize],
+    config: &SearchConfig,
+) -> Vec<Vec<Hypothesis>> {
     let device = source.device();
     let batch = lengths.len();
     let k = config.beam;
-    let limits: Vec<usize> = lengths.iter().map(|&l| max_output_len(l, config.max_len_ratio)).collect();
+    let limits: Vec<usize> = lengths
+        .iter()
+        .map(|&l| max_output_len(l, config.max_len_ratio))
+        .collect();
     let longest = limits.iter().copied().max().unwrap_or(0);
-    let Prepared { projected, state, weights } = prepare(model, source, lengths);
+    let Prepared {
+        projected,
+        state,
+        weights,
+    } = prepare(model, source, lengths);
     let repeat: Vec<i64> = (0..batch * k).map(|r| (r / k) as i64).collect();
     let repeat = Tensor::<1, Int>::from_data(TensorData::new(repeat, [batch * k]), &device);
     let projected = projected.select(repeat.clone());
@@ -169,7 +209,13 @@ pub fn beam_search(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize], c
 
     // Only beam 0 of each sentence is live at the start; the others are copies of it.
     let mut beams: Vec<Vec<Beam>> = (0..batch)
-        .map(|_| vec![Beam { tokens: vec![], log_prob: 0.0, alignment: vec![] }])
+        .map(|_| {
+            vec![Beam {
+                tokens: vec![],
+                log_prob: 0.0,
+                alignment: vec![],
+            }]
+        })
         .collect();
     let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); batch];
     let mut done = vec![false; batch];
@@ -179,7 +225,8 @@ pub fn beam_search(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize], c
     };
 
     for i in 0..longest {
-        let prev = Tensor::<1, Int>::from_data(TensorData::new(previous.clone(), [batch * k]), &device);
+        let prev =
+            Tensor::<1, Int>::from_data(TensorData::new(previous.clone(), [batch * k]), &device);
         let step = model.decoder.step(prev, state, &projected, &weights);
         let log_probs = log_softmax(step.logits.expect("step logits"), 1); // [batch·K, V]
         let vocab = log_probs.dims()[1];
@@ -198,7 +245,9 @@ pub fn beam_search(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize], c
         let (top_scores, top_index) = candidates.topk_with_indices(width, 1);
         let top_scores = to_vec_f32(top_scores);
         let top_index = to_vec_u32(top_index);
-        let alignment = config.alignments.then(|| to_vec_f32(step.alignment_weights));
+        let alignment = config
+            .alignments
+            .then(|| to_vec_f32(step.alignment_weights));
 
         let mut origin = vec![0i64; batch * k];
         let mut next_beams: Vec<Vec<Beam>> = vec![Vec::new(); batch];
@@ -234,7 +283,11 @@ pub fn beam_search(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize], c
                 tokens.push(token);
                 origin[b * k + next_beams[b].len()] = (b * k + from) as i64;
                 previous[b * k + next_beams[b].len()] = token as i64;
-                next_beams[b].push(Beam { tokens, log_prob: score, alignment: alignment_so_far });
+                next_beams[b].push(Beam {
+                    tokens,
+                    log_prob: score,
+                    alignment: alignment_so_far,
+                });
             }
             if finished[b].len() >= k || i + 1 >= limits[b] || next_beams[b].is_empty() {
                 done[b] = true;

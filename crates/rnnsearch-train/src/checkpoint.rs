@@ -12,9 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
+use burn::optim::{ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
-use burn::optim::{ModuleOptimizer, OptimizerRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_at, Error, Result};
@@ -99,9 +99,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Saves a checkpoint named `name` under `dir` (e.g. `run/checkpoints`, `last`).
-pub fn save(dir: &Path, name: &str, model: &Seq2Seq, optimizer: Option<&ModuleOptimizer>, state: &TrainState) -> Result<()> {
+pub fn save(
+    dir: &Path,
+    name: &str,
+    model: &Seq2Seq,
+    optimizer: Option<&ModuleOptimizer>,
+    state: &TrainState,
+) -> Result<()> {
     if let Some(bad) = first_nonfinite(model) {
-        return Err(Error::Diverged(format!("refusing to write checkpoint {name}: parameter {bad} is not finite")));
+        return Err(Error::Diverged(format!(
+            "refusing to write checkpoint {name}: parameter {bad} is not finite"
+        )));
     }
     let partial = dir.join(format!("{name}.partial"));
     if partial.exists() {
@@ -109,7 +117,9 @@ pub fn save(dir: &Path, name: &str, model: &Seq2Seq, optimizer: Option<&ModuleOp
     }
     fs::create_dir_all(&partial).map_err(io_at(&partial))?;
     let record = model.clone().into_record();
-    let bytes = record.into_bytes().map_err(|e| Error::Checkpoint(format!("{}: {e:?}", partial.display())))?;
+    let bytes = record
+        .into_bytes()
+        .map_err(|e| Error::Checkpoint(format!("{}: {e:?}", partial.display())))?;
     write_atomic(&partial.join("model.bpk"), &bytes)?;
     if let Some(optimizer) = optimizer {
         let bytes = optimizer
@@ -156,8 +166,9 @@ pub fn resolve(dir: &Path, name: &str) -> Option<PathBuf> {
 pub fn load_state(checkpoint: &Path) -> Result<TrainState> {
     let path = checkpoint.join("state.json");
     let text = fs::read_to_string(&path).map_err(io_at(&path))?;
-    let state: TrainState = serde_json::from_str(&text)
-        .map_err(|e| Error::Checkpoint(format!("{}: not a checkpoint state: {e}", path.display())))?;
+    let state: TrainState = serde_json::from_str(&text).map_err(|e| {
+        Error::Checkpoint(format!("{}: not a checkpoint state: {e}", path.display()))
+    })?;
     if state.format_version != FORMAT_VERSION {
         return Err(Error::Checkpoint(format!(
             "{}: checkpoint format {} was written by rnnsearch {}; this rnnsearch {} reads format {}",
@@ -177,17 +188,24 @@ pub fn load_model(checkpoint: &Path, model: Seq2Seq) -> Result<Seq2Seq> {
     let bytes = fs::read(&path).map_err(io_at(&path))?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| Error::Checkpoint(format!("{}: unreadable weights: {e:?}", path.display())))?;
-    model
-        .try_load_record(record)
-        .map_err(|e| Error::Checkpoint(format!("{}: weights do not fit the configured model: {e:?}", path.display())))
+    model.try_load_record(record).map_err(|e| {
+        Error::Checkpoint(format!(
+            "{}: weights do not fit the configured model: {e:?}",
+            path.display()
+        ))
+    })
 }
 
 /// Loads Adam's state of a checkpoint into `optimizer`.
 pub fn load_optimizer(checkpoint: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
     let path = checkpoint.join("optimizer.bpk");
     let bytes = fs::read(&path).map_err(io_at(&path))?;
-    let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| Error::Checkpoint(format!("{}: unreadable optimizer state: {e:?}", path.display())))?;
+    let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
+        Error::Checkpoint(format!(
+            "{}: unreadable optimizer state: {e:?}",
+            path.display()
+        ))
+    })?;
     Ok(optimizer.load_record(record))
 }
 
@@ -198,14 +216,20 @@ fn first_nonfinite(model: &Seq2Seq) -> Option<String> {
         index: usize,
     }
     impl burn::module::ModuleVisitor for Finder {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
             self.index += 1;
             if self.bad.is_none() && !param.val().is_finite().all().into_scalar::<bool>() {
                 self.bad = Some(format!("#{} {:?}", self.index, param.val().dims()));
             }
         }
     }
-    let mut finder = Finder { bad: None, index: 0 };
+    let mut finder = Finder {
+        bad: None,
+        index: 0,
+    };
     model.visit(&mut finder);
     finder.bad
 }

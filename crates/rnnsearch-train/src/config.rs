@@ -143,9 +143,12 @@ impl fmt::Display for Source {
 impl RunConfig {
     /// Reads `path` (or the embedded default) and applies `overrides` (`section.key=value`).
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<RunConfig, Error> {
-        let source = Source { path: path.map(Path::to_path_buf) };
+        let source = Source {
+            path: path.map(Path::to_path_buf),
+        };
         let text = match path {
-            Some(p) => std::fs::read_to_string(p).map_err(|e| Error::Io(format!("{}: {e}", p.display())))?,
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| Error::Io(format!("{}: {e}", p.display())))?,
             None => DATES_TOML.to_string(),
         };
         Self::parse(&text, &source, overrides)
@@ -153,17 +156,22 @@ impl RunConfig {
 
     /// Parses TOML text; `source` names it in errors.
     pub fn parse(text: &str, source: &Source, overrides: &[String]) -> Result<RunConfig, Error> {
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| Error::Config(format!("{source}: {}", e.message().trim())))?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            Error::Config(format!("{source}: {}", e.message().trim()))
+        })?;
         for item in overrides {
             apply_override(&mut table, item)?;
         }
         let config: RunConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| Error::Config(format!("{source}: {}", describe(&e))))?;
-        config.model.validate().map_err(|e| Error::Config(format!("{source}: {e}")))?;
-        config.validate().map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        config
+            .model
+            .validate()
+            .map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| Error::Config(format!("{source}: {e}")))?;
         Ok(config)
     }
 
@@ -173,7 +181,10 @@ impl RunConfig {
             return Err(format!("train.lr must be positive, got {}", t.lr));
         }
         if !(0.0..1.0).contains(&t.label_smoothing) {
-            return Err(format!("train.label_smoothing must be in [0, 1), got {}", t.label_smoothing));
+            return Err(format!(
+                "train.label_smoothing must be in [0, 1), got {}",
+                t.label_smoothing
+            ));
         }
         if t.valid_every == 0 {
             return Err("train.valid_every must be at least 1".into());
@@ -197,7 +208,9 @@ fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), Error> {
         .ok_or_else(|| Error::Config(format!("--set {item}: expected section.key=value")))?;
     let path: Vec<&str> = key.trim().split('.').collect();
     if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
-        return Err(Error::Config(format!("--set {item}: expected section.key=value")));
+        return Err(Error::Config(format!(
+            "--set {item}: expected section.key=value"
+        )));
     }
     let value = format!("v = {raw}")
         .parse::<toml::Table>()
@@ -219,7 +232,11 @@ fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), Error> {
 
 /// serde's messages name the unknown key but not always its section; toml adds the path.
 fn describe(e: &toml::de::Error) -> String {
-    e.to_string().replace('\n', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    e.to_string()
+        .replace('\n', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -227,7 +244,9 @@ mod tests {
     use super::*;
 
     fn src() -> Source {
-        Source { path: Some("configs/x.toml".into()) }
+        Source {
+            path: Some("configs/x.toml".into()),
+        }
     }
 
     #[test]
@@ -238,20 +257,36 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_file() {
-        let e = RunConfig::parse("[train]\nlearning_rate = 0.1\n", &src(), &[]).unwrap_err().to_string();
-        assert!(e.contains("learning_rate") && e.contains("configs/x.toml"), "{e}");
-        let e = RunConfig::parse("[trian]\n", &src(), &[]).unwrap_err().to_string();
+        let e = RunConfig::parse("[train]\nlearning_rate = 0.1\n", &src(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("learning_rate") && e.contains("configs/x.toml"),
+            "{e}"
+        );
+        let e = RunConfig::parse("[trian]\n", &src(), &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("trian"), "{e}");
     }
 
     #[test]
     fn overrides_are_typed_and_checked() {
-        let c = RunConfig::parse("", &src(), &["train.lr=0.5".into(), "model.cell=\"lstm\"".into()]).unwrap();
+        let c = RunConfig::parse(
+            "",
+            &src(),
+            &["train.lr=0.5".into(), "model.cell=\"lstm\"".into()],
+        )
+        .unwrap();
         assert_eq!(c.train.lr, 0.5);
         assert_eq!(c.model.cell, rnnsearch_model::CellKind::Lstm);
-        let e = RunConfig::parse("", &src(), &["train.nope=1".into()]).unwrap_err().to_string();
+        let e = RunConfig::parse("", &src(), &["train.nope=1".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nope"), "{e}");
-        let e = RunConfig::parse("", &src(), &["model.hidden=0".into()]).unwrap_err().to_string();
+        let e = RunConfig::parse("", &src(), &["model.hidden=0".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("model.hidden"), "{e}");
     }
 

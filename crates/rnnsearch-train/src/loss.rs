@@ -25,7 +25,9 @@ pub fn label_smoothed_cross_entropy(
 ) -> Loss {
     let [batch, len, vocab] = logits.dims();
     let log_probs = log_softmax(logits.reshape([batch * len, vocab]), 1);
-    let nll = -log_probs.clone().gather(1, targets.reshape([batch * len, 1])); // [N, 1]
+    let nll = -log_probs
+        .clone()
+        .gather(1, targets.reshape([batch * len, 1])); // [N, 1]
     let keep = padding.bool_not().float().reshape([batch * len, 1]);
     let nll = nll * keep.clone();
     let smooth = -log_probs.mean_dim(1) * keep; // [N, 1]
@@ -47,8 +49,12 @@ mod tests {
     fn uniform_logits_give_log_vocab_and_padding_is_ignored() {
         let device = Device::flex();
         let logits = Tensor::<3>::zeros([1, 3, 4], &device);
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 0], [1, 3]), &device);
-        let padding = Tensor::<2, Bool>::from_data(TensorData::new(vec![false, false, true], [1, 3]), &device);
+        let targets =
+            Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 0], [1, 3]), &device);
+        let padding = Tensor::<2, Bool>::from_data(
+            TensorData::new(vec![false, false, true], [1, 3]),
+            &device,
+        );
         let loss = label_smoothed_cross_entropy(logits, targets, padding, 0.1, 2);
         let v: f32 = loss.per_token.into_scalar();
         assert!((v - 4f32.ln()).abs() < 1e-6);
@@ -64,7 +70,9 @@ mod tests {
         let logits = Tensor::<3>::from_floats([[[0.0, 3f32.ln()]]], &device);
         let targets = Tensor::<2, Int>::from_ints([[1]], &device);
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(vec![false], [1, 1]), &device);
-        let v: f32 = label_smoothed_cross_entropy(logits, targets, padding, 0.2, 1).per_token.into_scalar();
+        let v: f32 = label_smoothed_cross_entropy(logits, targets, padding, 0.2, 1)
+            .per_token
+            .into_scalar();
         assert!((v - 0.397544).abs() < 1e-5, "{v}");
     }
 }

@@ -30,14 +30,20 @@ pub fn vocab_paths(run_dir: &Path) -> Option<(PathBuf, PathBuf)> {
     if joint.is_file() {
         return Some((joint.clone(), joint));
     }
-    let (src, tgt) = (run_dir.join("tokenizer.src.json"), run_dir.join("tokenizer.tgt.json"));
+    let (src, tgt) = (
+        run_dir.join("tokenizer.src.json"),
+        run_dir.join("tokenizer.tgt.json"),
+    );
     (src.is_file() && tgt.is_file()).then_some((src, tgt))
 }
 
 /// Loads `run_dir` with checkpoint `name` (`best` or `last`) onto `device`.
 pub fn load(run_dir: &Path, name: &str, device: &Device) -> Result<LoadedRun> {
     if !run_dir.is_dir() {
-        return Err(Error::Checkpoint(format!("{}: no such run directory", run_dir.display())));
+        return Err(Error::Checkpoint(format!(
+            "{}: no such run directory",
+            run_dir.display()
+        )));
     }
     let config_path = run_dir.join("config.toml");
     if !config_path.is_file() {
@@ -48,18 +54,36 @@ pub fn load(run_dir: &Path, name: &str, device: &Device) -> Result<LoadedRun> {
         )));
     }
     let text = std::fs::read_to_string(&config_path).map_err(crate::error::io_at(&config_path))?;
-    let config = RunConfig::parse(&text, &Source { path: Some(config_path.clone()) }, &[])?;
+    let config = RunConfig::parse(
+        &text,
+        &Source {
+            path: Some(config_path.clone()),
+        },
+        &[],
+    )?;
     let (src_path, tgt_path) = vocab_paths(run_dir).ok_or_else(|| {
-        Error::Checkpoint(format!("{}: incomplete run: no tokenizer.json (or tokenizer.src.json and tokenizer.tgt.json)", run_dir.display()))
+        Error::Checkpoint(format!(
+            "{}: incomplete run: no tokenizer.json (or tokenizer.src.json and tokenizer.tgt.json)",
+            run_dir.display()
+        ))
     })?;
     let src_vocab = Vocab::load(&src_path)?;
     let tgt_vocab = Vocab::load(&tgt_path)?;
     let checkpoints = run_dir.join("checkpoints");
     let checkpoint = checkpoint::resolve(&checkpoints, name).ok_or_else(|| {
-        Error::Checkpoint(format!("{}: incomplete run: no complete checkpoint `{name}`", checkpoints.display()))
+        Error::Checkpoint(format!(
+            "{}: incomplete run: no complete checkpoint `{name}`",
+            checkpoints.display()
+        ))
     })?;
     checkpoint::load_state(&checkpoint)?;
     let model = config.model.init(src_vocab.len(), tgt_vocab.len(), device);
     let model = checkpoint::load_model(&checkpoint, model)?;
-    Ok(LoadedRun { config, src_vocab, tgt_vocab, model, checkpoint })
+    Ok(LoadedRun {
+        config,
+        src_vocab,
+        tgt_vocab,
+        model,
+        checkpoint,
+    })
 }

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use rnnsearch_data::{batches, Batch, Prepared};
@@ -82,7 +82,11 @@ struct Log {
 
 impl Log {
     fn open(path: &Path) -> Result<Self> {
-        let file = fs::OpenOptions::new().create(true).append(true).open(path).map_err(io_at(path))?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_at(path))?;
         Ok(Self { file })
     }
 
@@ -140,8 +144,13 @@ impl<'a> Trainer<'a> {
         let t = &config.train;
         let device = options.device.clone().autodiff();
         device.seed(t.seed);
-        let mut model = config.model.init(data.src_vocab.len(), data.tgt_vocab.len(), &device);
-        let mut adam = AdamConfig::new().with_beta_1(t.beta1).with_beta_2(t.beta2).with_epsilon(t.eps);
+        let mut model = config
+            .model
+            .init(data.src_vocab.len(), data.tgt_vocab.len(), &device);
+        let mut adam = AdamConfig::new()
+            .with_beta_1(t.beta1)
+            .with_beta_2(t.beta2)
+            .with_epsilon(t.eps);
         if t.weight_decay > 0.0 {
             adam = adam.with_weight_decay(Some(WeightDecayConfig::new(t.weight_decay)));
         }
@@ -153,11 +162,23 @@ impl<'a> Trainer<'a> {
             model = checkpoint::load_model(&last, model)?;
             optimizer = checkpoint::load_optimizer(&last, optimizer)?;
             truncate_metrics(&metrics_path, state.step)?;
-            log.line(None, &format!("resuming from {} at step {} (epoch {}, batch {})", last.display(), state.step, state.epoch + 1, state.batch_in_epoch));
+            log.line(
+                None,
+                &format!(
+                    "resuming from {} at step {} (epoch {}, batch {})",
+                    last.display(),
+                    state.step,
+                    state.epoch + 1,
+                    state.batch_in_epoch
+                ),
+            );
         } else if metrics_path.exists() {
             fs::remove_file(&metrics_path).map_err(io_at(&metrics_path))?;
         }
-        log.line(None, &format!("model: {} parameters", model.parameter_count()));
+        log.line(
+            None,
+            &format!("model: {} parameters", model.parameter_count()),
+        );
         Ok(Self {
             config,
             options,
@@ -179,25 +200,43 @@ impl<'a> Trainer<'a> {
         let mut window = Window::default();
         'epochs: while (self.state.epoch as usize) < t.epochs {
             let epoch = self.state.epoch;
-            let epoch_batches = batches(&self.data.train.examples, self.config.data.batch_tokens, t.seed, epoch);
+            let epoch_batches = batches(
+                &self.data.train.examples,
+                self.config.data.batch_tokens,
+                t.seed,
+                epoch,
+            );
             self.progress = progress_bar(epoch_batches.len(), epoch);
             for batch in epoch_batches.iter().skip(self.state.batch_in_epoch) {
                 let step_started = Instant::now();
                 let (loss, nll) = self.update(batch)?;
                 self.state.batch_in_epoch += 1;
                 self.state.elapsed_s = started.elapsed().as_secs_f64();
-                window.add(loss, nll, batch.num_tgt_tokens(), step_started.elapsed().as_secs_f64());
+                window.add(
+                    loss,
+                    nll,
+                    batch.num_tgt_tokens(),
+                    step_started.elapsed().as_secs_f64(),
+                );
                 self.report_step(&mut window)?;
                 let budget_hit = (t.max_steps > 0 && self.state.step as usize >= t.max_steps)
-                    || (t.time_budget_min > 0.0 && self.state.elapsed_s >= t.time_budget_min * 60.0);
+                    || (t.time_budget_min > 0.0
+                        && self.state.elapsed_s >= t.time_budget_min * 60.0);
                 if self.options.interrupt.load(Ordering::SeqCst) {
                     self.save("last")?;
-                    self.log.line(self.progress.as_ref(), &format!("interrupted: saved checkpoints/last at step {}", self.state.step));
+                    self.log.line(
+                        self.progress.as_ref(),
+                        &format!(
+                            "interrupted: saved checkpoints/last at step {}",
+                            self.state.step
+                        ),
+                    );
                     return Ok(Outcome::Interrupted);
                 }
                 if budget_hit {
                     self.validate_and_save()?;
-                    self.log.line(self.progress.as_ref(), "step or time budget reached");
+                    self.log
+                        .line(self.progress.as_ref(), "step or time budget reached");
                     break 'epochs;
                 }
                 if self.state.step as usize % t.valid_every == 0 && self.validate_and_save()? {
@@ -226,10 +265,19 @@ impl<'a> Trainer<'a> {
     fn update(&mut self, batch: &Batch) -> Result<(f64, f64)> {
         let t = &self.config.train;
         // Dropout depends only on (seed, step), so a resumed run draws the same masks.
-        self.device.seed(t.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step));
+        self.device
+            .seed(t.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step));
         let tensors = BatchTensors::new(batch, &self.device);
-        let out = self.model.forward(tensors.source, &tensors.source_lengths, tensors.target_in);
-        let loss = label_smoothed_cross_entropy(out.logits, tensors.target_out, tensors.target_padding, t.label_smoothing, batch.num_tgt_tokens());
+        let out = self
+            .model
+            .forward(tensors.source, &tensors.source_lengths, tensors.target_in);
+        let loss = label_smoothed_cross_entropy(
+            out.logits,
+            tensors.target_out,
+            tensors.target_padding,
+            t.label_smoothing,
+            batch.num_tgt_tokens(),
+        );
         let loss_value: f64 = loss.per_token.clone().into_scalar::<f32>() as f64;
         let nll_value: f64 = loss.nll_sum.clone().into_scalar::<f32>() as f64;
         self.state.step += 1;
@@ -239,7 +287,13 @@ impl<'a> Trainer<'a> {
         if !loss_value.is_finite() || !norm.is_finite() {
             self.state.nonfinite_in_row += 1;
             self.state.nonfinite_total += 1;
-            self.log.line(self.progress.as_ref(), &format!("step {}: non-finite loss or gradient, update skipped", self.state.step));
+            self.log.line(
+                self.progress.as_ref(),
+                &format!(
+                    "step {}: non-finite loss or gradient, update skipped",
+                    self.state.step
+                ),
+            );
             if self.state.nonfinite_in_row >= MAX_NONFINITE_IN_ROW {
                 return Err(Error::Diverged(format!(
                     "{MAX_NONFINITE_IN_ROW} non-finite updates in a row at step {}: lower train.lr or train.clip_norm",
@@ -273,7 +327,12 @@ impl<'a> Trainer<'a> {
         let lr = self.current_lr();
         if let Some(bar) = &self.progress {
             bar.set_position(self.state.batch_in_epoch as u64);
-            bar.set_message(format!("loss {:.3} | {:.0} tok/s | lr {:.2e}", window.loss(), window.tokens_per_s(), lr));
+            bar.set_message(format!(
+                "loss {:.3} | {:.0} tok/s | lr {:.2e}",
+                window.loss(),
+                window.tokens_per_s(),
+                lr
+            ));
         }
         if self.state.step as usize % t.log_every.max(1) != 0 {
             return Ok(());
@@ -285,10 +344,18 @@ impl<'a> Trainer<'a> {
         });
         append_metrics(&self.metrics_path, &record)?;
         if self.progress.is_none() {
-            self.log.line(None, &format!(
-                "epoch {} step {}: loss {:.4} ppl {:.2} lr {:.2e} {:.0} tgt tok/s",
-                self.state.epoch + 1, self.state.step, window.loss(), window.ppl(), lr, window.tokens_per_s()
-            ));
+            self.log.line(
+                None,
+                &format!(
+                    "epoch {} step {}: loss {:.4} ppl {:.2} lr {:.2e} {:.0} tgt tok/s",
+                    self.state.epoch + 1,
+                    self.state.step,
+                    window.loss(),
+                    window.ppl(),
+                    lr,
+                    window.tokens_per_s()
+                ),
+            );
         }
         *window = Window::default();
         Ok(())
@@ -320,17 +387,27 @@ impl<'a> Trainer<'a> {
             "elapsed_s": self.state.elapsed_s,
         });
         append_metrics(&self.metrics_path, &record)?;
-        self.log.line(self.progress.as_ref(), &format!(
-            "validation at step {}: loss {:.4} ppl {:.2} BLEU {:.2} chrF {:.2}{}",
-            self.state.step, v.loss, v.ppl, v.bleu, v.chrf,
-            if improved { " (best)" } else { "" }
-        ));
+        self.log.line(
+            self.progress.as_ref(),
+            &format!(
+                "validation at step {}: loss {:.4} ppl {:.2} BLEU {:.2} chrF {:.2}{}",
+                self.state.step,
+                v.loss,
+                v.ppl,
+                v.bleu,
+                v.chrf,
+                if improved { " (best)" } else { "" }
+            ),
+        );
         if improved {
             self.save("best")?;
         }
         self.save("last")?;
         if stop {
-            self.log.line(self.progress.as_ref(), &format!("early stopping: no BLEU gain in {} validations", t.patience));
+            self.log.line(
+                self.progress.as_ref(),
+                &format!("early stopping: no BLEU gain in {} validations", t.patience),
+            );
         }
         Ok(stop)
     }
@@ -351,7 +428,13 @@ impl<'a> Trainer<'a> {
             let tensors = BatchTensors::new(&batch, &device);
             let out = model.forward(tensors.source, &tensors.source_lengths, tensors.target_in);
             let n = batch.num_tgt_tokens();
-            let loss = label_smoothed_cross_entropy(out.logits, tensors.target_out, tensors.target_padding, self.config.train.label_smoothing, n);
+            let loss = label_smoothed_cross_entropy(
+                out.logits,
+                tensors.target_out,
+                tensors.target_padding,
+                self.config.train.label_smoothing,
+                n,
+            );
             loss_sum += loss.per_token.into_scalar::<f32>() as f64 * n as f64;
             nll_sum += loss.nll_sum.into_scalar::<f32>() as f64;
             tokens += n;
@@ -374,9 +457,18 @@ impl<'a> Trainer<'a> {
             tgt_vocab: &self.data.tgt_vocab,
             device: self.options.device.clone(),
         };
-        let search = SearchConfig { beam, alpha: self.config.train.alpha, ..SearchConfig::default() };
+        let search = SearchConfig {
+            beam,
+            alpha: self.config.train.alpha,
+            ..SearchConfig::default()
+        };
         translator
-            .translate(sources, &search, self.config.train.valid_batch_tokens, |_| {})
+            .translate(
+                sources,
+                &search,
+                self.config.train.valid_batch_tokens,
+                |_| {},
+            )
             .iter()
             .map(|t| translator.detokenize(&t.hypotheses[0]))
             .collect()
@@ -384,10 +476,21 @@ impl<'a> Trainer<'a> {
 
     /// Test-set figures with the best checkpoint, and a few sample translations.
     fn final_report(&mut self) -> Result<()> {
-        let best = checkpoint::resolve(&self.checkpoints, "best")
-            .ok_or_else(|| Error::Checkpoint(format!("{}: no best checkpoint", self.checkpoints.display())))?;
+        let best = checkpoint::resolve(&self.checkpoints, "best").ok_or_else(|| {
+            Error::Checkpoint(format!(
+                "{}: no best checkpoint",
+                self.checkpoints.display()
+            ))
+        })?;
         let inference = self.options.device.clone();
-        let model = checkpoint::load_model(&best, self.config.model.init(self.data.src_vocab.len(), self.data.tgt_vocab.len(), &inference))?;
+        let model = checkpoint::load_model(
+            &best,
+            self.config.model.init(
+                self.data.src_vocab.len(),
+                self.data.tgt_vocab.len(),
+                &inference,
+            ),
+        )?;
         self.log.line(None, &format!(
             "best validation BLEU {:.2} at step {}; {} updates, {:.0} s, {:.0} target tokens/s overall",
             self.state.best_bleu, self.state.best_step, self.state.step, self.state.elapsed_s,
@@ -398,10 +501,28 @@ impl<'a> Trainer<'a> {
             for beam in [1, self.config.train.test_beam.max(1)] {
                 let hyps = self.translate_split(&model, &test.src_text, beam);
                 let (bleu, chrf) = score(&hyps, &test.tgt_text);
-                let exact = hyps.iter().zip(&test.tgt_text).filter(|(h, r)| h == r).count() as f64 / hyps.len().max(1) as f64;
-                let name = if beam == 1 { "greedy".to_string() } else { format!("beam{beam}") };
-                self.log.line(None, &format!("test {name}: BLEU {bleu:.2} chrF {chrf:.2} exact match {:.2}%", 100.0 * exact));
-                summary.insert(name, json!({ "bleu": bleu, "chrf": chrf, "exact_match": exact }));
+                let exact = hyps
+                    .iter()
+                    .zip(&test.tgt_text)
+                    .filter(|(h, r)| h == r)
+                    .count() as f64
+                    / hyps.len().max(1) as f64;
+                let name = if beam == 1 {
+                    "greedy".to_string()
+                } else {
+                    format!("beam{beam}")
+                };
+                self.log.line(
+                    None,
+                    &format!(
+                        "test {name}: BLEU {bleu:.2} chrF {chrf:.2} exact match {:.2}%",
+                        100.0 * exact
+                    ),
+                );
+                summary.insert(
+                    name,
+                    json!({ "bleu": bleu, "chrf": chrf, "exact_match": exact }),
+                );
                 if beam == self.config.train.test_beam.max(1) {
                     break;
                 }
@@ -411,20 +532,39 @@ impl<'a> Trainer<'a> {
         let samples = self.config.train.samples.min(valid.src_text.len());
         let hyps = self.translate_split(&model, &valid.src_text[..samples], 1);
         for i in 0..samples {
-            self.log.line(None, &format!("sample {}\n  source:    {}\n  reference: {}\n  output:    {}", i + 1, valid.src_text[i], valid.tgt_text[i], hyps[i]));
+            self.log.line(
+                None,
+                &format!(
+                    "sample {}\n  source:    {}\n  reference: {}\n  output:    {}",
+                    i + 1,
+                    valid.src_text[i],
+                    valid.tgt_text[i],
+                    hyps[i]
+                ),
+            );
         }
         let path = self.options.run_dir.join("test.json");
-        checkpoint::write_atomic(&path, serde_json::to_string_pretty(&summary).expect("json").as_bytes())
+        checkpoint::write_atomic(
+            &path,
+            serde_json::to_string_pretty(&summary)
+                .expect("json")
+                .as_bytes(),
+        )
     }
 }
 
 /// BLEU and chrF with sacreBLEU's defaults.
 pub fn score(hypotheses: &[String], references: &[String]) -> (f64, f64) {
     let refs = [references.to_vec()];
-    let bleu = rnnsearch_bleu::corpus_bleu(hypotheses, &refs, &rnnsearch_bleu::BleuOptions::default());
-    let chrf = rnnsearch_bleu::corpus_chrf(hypotheses, &refs, &rnnsearch_bleu::ChrfOptions::default());
+    let bleu =
+        rnnsearch_bleu::corpus_bleu(hypotheses, &refs, &rnnsearch_bleu::BleuOptions::default());
+    let chrf =
+        rnnsearch_bleu::corpus_chrf(hypotheses, &refs, &rnnsearch_bleu::ChrfOptions::default());
     let same_length = "hypotheses and references have the same length";
-    (bleu.expect(same_length).score, chrf.expect(same_length).score)
+    (
+        bleu.expect(same_length).score,
+        chrf.expect(same_length).score,
+    )
 }
 
 /// A batch as tensors.
@@ -446,7 +586,10 @@ impl BatchTensors {
     pub fn new(batch: &Batch, device: &Device) -> Self {
         let (b, s, t) = (batch.batch_size(), batch.src_len(), batch.tgt_len());
         let ints = |v: &[u32], cols: usize| -> Tensor<2, Int> {
-            Tensor::from_data(TensorData::new(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), [b, cols]), device)
+            Tensor::from_data(
+                TensorData::new(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), [b, cols]),
+                device,
+            )
         };
         let padding: Vec<bool> = batch.tgt_mask().into_iter().map(|real| !real).collect();
         Self {
@@ -505,13 +648,19 @@ fn progress_bar(len: usize, epoch: u64) -> Option<ProgressBar> {
 }
 
 fn append_metrics(path: &Path, record: &serde_json::Value) -> Result<()> {
-    let mut file = fs::OpenOptions::new().create(true).append(true).open(path).map_err(io_at(path))?;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_at(path))?;
     writeln!(file, "{record}").map_err(io_at(path))
 }
 
 /// Drops metrics lines from steps after the checkpoint a run resumes from.
 fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
-    let Ok(text) = fs::read_to_string(path) else { return Ok(()) };
+    let Ok(text) = fs::read_to_string(path) else {
+        return Ok(());
+    };
     let kept: String = text
         .lines()
         .filter(|line| {
@@ -538,7 +687,10 @@ fn global_norm(model: &Seq2Seq, grads: &GradientsParams) -> f64 {
             }
         }
     }
-    let mut norm = Norm { grads, squares: Vec::new() };
+    let mut norm = Norm {
+        grads,
+        squares: Vec::new(),
+    };
     model.visit(&mut norm);
     if norm.squares.is_empty() {
         return 0.0;

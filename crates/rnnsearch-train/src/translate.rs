@@ -37,7 +37,10 @@ impl Translator<'_> {
         batch_tokens: usize,
         mut on_batch: impl FnMut(usize),
     ) -> Vec<Translation> {
-        let encoded: Vec<Vec<u32>> = lines.iter().map(|l| self.src_vocab.encode(&normalize(l))).collect();
+        let encoded: Vec<Vec<u32>> = lines
+            .iter()
+            .map(|l| self.src_vocab.encode(&normalize(l)))
+            .collect();
         let mut out: Vec<Translation> = encoded
             .iter()
             .map(|ids| Translation {
@@ -46,12 +49,15 @@ impl Translator<'_> {
             })
             .collect();
         // Empty lines translate to empty lines without running the model.
-        let todo: Vec<usize> = (0..lines.len()).filter(|&i| !encoded[i].is_empty()).collect();
+        let todo: Vec<usize> = (0..lines.len())
+            .filter(|&i| !encoded[i].is_empty())
+            .collect();
         let lengths: Vec<usize> = todo.iter().map(|&i| encoded[i].len() + 1).collect();
         let mut done = lines.len() - todo.len();
         for group in source_batches(&lengths, batch_tokens.max(1)) {
             let rows: Vec<usize> = group.iter().map(|&g| todo[g]).collect();
-            let (source, lens) = source_tensor(rows.iter().map(|&i| encoded[i].as_slice()), &self.device);
+            let (source, lens) =
+                source_tensor(rows.iter().map(|&i| encoded[i].as_slice()), &self.device);
             let results = search(self.model, source, &lens, config);
             for (row, hyps) in rows.iter().zip(results) {
                 out[*row].hypotheses = hyps;
@@ -69,7 +75,10 @@ impl Translator<'_> {
 }
 
 /// Pads sentences (each followed by `</s>`) into `[batch, max_len + 1]` ids and their lengths.
-pub fn source_tensor<'s>(rows: impl Iterator<Item = &'s [u32]>, device: &Device) -> (Tensor<2, Int>, Vec<usize>) {
+pub fn source_tensor<'s>(
+    rows: impl Iterator<Item = &'s [u32]>,
+    device: &Device,
+) -> (Tensor<2, Int>, Vec<usize>) {
     let rows: Vec<&[u32]> = rows.collect();
     let width = rows.iter().map(|r| r.len() + 1).max().unwrap_or(1);
     let mut ids = vec![Vocab::PAD as i64; rows.len() * width];
@@ -81,5 +90,8 @@ pub fn source_tensor<'s>(rows: impl Iterator<Item = &'s [u32]>, device: &Device)
         ids[b * width + row.len()] = Vocab::EOS as i64;
         lengths.push(row.len() + 1);
     }
-    (Tensor::from_data(TensorData::new(ids, [rows.len(), width]), device), lengths)
+    (
+        Tensor::from_data(TensorData::new(ids, [rows.len(), width]), device),
+        lengths,
+    )
 }
