@@ -1,7 +1,9 @@
 //! `rnnsearch`: train, translate with and evaluate RNNsearch models
 //! (Bahdanau, Cho & Bengio 2014).
 
+mod attention;
 mod backend;
+mod bench;
 mod evaluate;
 mod output;
 mod train;
@@ -37,14 +39,19 @@ enum Command {
     /// and --src, translates first, then scores.
     Evaluate(evaluate::EvaluateArgs),
     /// Draw the alignment weights of translations as heat-maps
-    Attention(NotBuiltArgs),
-}
-
-/// Arguments of a subcommand that is not built yet.
-#[derive(clap::Args, Debug)]
-struct NotBuiltArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    ///
+    /// Translates --text (or every line of --input) and draws α: source tokens along x,
+    /// generated target tokens along y, white = weight 1, black = 0 (Bahdanau et al.
+    /// 2014, figure 3). Greedy unless --beam is given.
+    Attention(attention::AttentionArgs),
+    /// Draw training loss, validation loss and validation BLEU of a run
+    Plot(attention::PlotArgs),
+    /// Measure training tokens/s or translation sentences/s on synthetic batches
+    ///
+    /// Mirrors the --bench mode of the PyTorch yardstick (torch_ref.py): fixed-shape
+    /// batches of --batch-tokens / --tgt-len sentences, full training steps (forward,
+    /// backward, clipping, Adam), or batched greedy / beam-5 search with --decode.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,9 +70,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::train(args),
         Command::Translate(args) => translate::run(args),
         Command::Evaluate(args) => evaluate::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Attention(_) => {
-            eprintln!("error: `rnnsearch attention` is not built yet");
-            Ok(ExitCode::from(2))
-        }
+        Command::Bench(args) => bench::run(args),
+        Command::Attention(args) => attention::run(args),
+        Command::Plot(args) => attention::plot(args),
     }
 }

@@ -50,9 +50,9 @@ pub struct ModelArgs {
     /// Checkpoint to load
     #[arg(long, value_enum, default_value = "best")]
     pub checkpoint: Checkpoint,
-    /// Beam size (1: greedy)
-    #[arg(long, value_name = "K", default_value_t = 5)]
-    pub beam: usize,
+    /// Beam size, 1 for greedy [default: 5; for `attention`: 1]
+    #[arg(long, value_name = "K")]
+    pub beam: Option<usize>,
     /// Length normalisation ((5 + |y|) / 6)^A of beam scores
     #[arg(long, value_name = "A", default_value_t = 1.0)]
     pub alpha: f64,
@@ -97,16 +97,17 @@ pub fn translate_lines(
     alignments: bool,
     input_is_file: bool,
 ) -> Result<(Vec<Translation>, rundir::LoadedRun)> {
-    if args.beam == 0 {
+    let beam = args.beam.unwrap_or(5);
+    if beam == 0 {
         bail!("--beam must be at least 1");
     }
-    if nbest > args.beam.max(1) {
+    if nbest > beam {
         bail!("--nbest {nbest} needs --beam of at least {nbest}");
     }
     let device = args.backend.device()?;
     let run = rundir::load(&args.model, args.checkpoint.name(), &device)?;
     let search = SearchConfig {
-        beam: args.beam,
+        beam,
         alpha: args.alpha,
         max_len_ratio: args.max_len_ratio,
         nbest: nbest.max(1),
@@ -218,7 +219,7 @@ pub fn hypotheses_for_evaluate(args: &crate::evaluate::EvaluateArgs) -> Result<V
     let model_args = ModelArgs {
         model: model.clone(),
         checkpoint: args.checkpoint,
-        beam: args.beam,
+        beam: Some(args.beam),
         alpha: 1.0,
         max_len_ratio: 2.0,
         batch_tokens: 4000,

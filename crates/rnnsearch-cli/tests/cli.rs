@@ -11,7 +11,15 @@ fn help_lists_the_subcommands() {
     for sub in ["prepare", "train", "translate", "evaluate", "attention"] {
         assert!(text.contains(sub), "--help lacks {sub}");
     }
-    for sub in ["prepare", "train", "translate", "evaluate", "attention"] {
+    for sub in [
+        "prepare",
+        "train",
+        "translate",
+        "evaluate",
+        "attention",
+        "plot",
+        "bench",
+    ] {
         assert!(
             run(rnnsearch().args([sub, "--help"])).status.success(),
             "{sub} --help"

@@ -193,3 +193,98 @@ fn killed_and_interrupted_runs_resume() {
     .unwrap();
     assert!(state["step"].as_u64().unwrap() as usize >= before);
 }
+
+fn tiny_run(dir: &Path) -> std::path::PathBuf {
+    let cfg = tiny_dates_config(dir, "epochs = 1\nmax_steps = 30\nvalid_every = 30");
+    let run_dir = dir.join("run");
+    let out = run(rnnsearch()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run_dir));
+    assert!(out.status.success());
+    run_dir
+}
+
+/// Greedy and beam output is the same at batch size 1 and at the default batching.
+#[test]
+fn translations_do_not_depend_on_the_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = tiny_run(dir.path());
+    let input = dir.path().join("in.txt");
+    std::fs::write(
+        &input,
+        "9 May 2018\n12/11/1999\nThe 3rd of march, 2041\n\n1 JAN 1900\nsunday, 31 december 2099\n",
+    )
+    .unwrap();
+    for beam in ["1", "4"] {
+        let translate = |batch_tokens: &str| {
+            let out = run(rnnsearch()
+                .args([
+                    "translate",
+                    "--threads",
+                    "1",
+                    "--beam",
+                    beam,
+                    "--batch-tokens",
+                    batch_tokens,
+                    "--model",
+                ])
+                .arg(&run_dir)
+                .arg("--input")
+                .arg(&input));
+            assert!(out.status.success());
+            stdout(&out)
+        };
+        let one = translate("1");
+        assert_eq!(one.lines().count(), 6);
+        assert_eq!(one, translate("4000"), "beam {beam}");
+    }
+}
+
+#[test]
+fn attention_figures_and_curves_are_drawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = tiny_run(dir.path());
+    assert!(
+        run_dir.join("curves.png").is_file(),
+        "train draws curves.png at validation"
+    );
+    let fig = dir.path().join("fig.svg");
+    let out = run(rnnsearch()
+        .args([
+            "attention",
+            "--threads",
+            "1",
+            "--text",
+            "9 May 2018",
+            "--out",
+        ])
+        .arg(&fig)
+        .arg("--model")
+        .arg(&run_dir));
+    assert!(out.status.success());
+    assert!(std::fs::read_to_string(&fig).unwrap().contains("<svg"));
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "9 May 2018\n09.05.2018\n").unwrap();
+    let figs = dir.path().join("figs");
+    let out = run(rnnsearch()
+        .args(["attention", "--threads", "1", "--merge-subwords", "--input"])
+        .arg(&input)
+        .arg("--out-dir")
+        .arg(&figs)
+        .arg("--model")
+        .arg(&run_dir));
+    assert!(out.status.success());
+    assert!(figs.join("1.png").is_file() && figs.join("2.png").is_file());
+    let curves = dir.path().join("c.svg");
+    let out = run(rnnsearch()
+        .args(["plot", "--run"])
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(&curves));
+    assert!(out.status.success());
+    assert!(std::fs::read_to_string(&curves)
+        .unwrap()
+        .contains("validation BLEU"));
+}

@@ -11,5 +11,5 @@ pub mod translate;
 
 pub use config::{RunConfig, TrainConfig};
 pub use error::{Error, Result};
-pub use trainer::{train, Outcome, RunOptions};
+pub use trainer::{adam, optimize_step, train, BatchTensors, Outcome, RunOptions, StepReport};
 pub use translate::{Translation, Translator};

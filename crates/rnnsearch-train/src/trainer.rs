@@ -147,14 +147,7 @@ impl<'a> Trainer<'a> {
         let mut model = config
             .model
             .init(data.src_vocab.len(), data.tgt_vocab.len(), &device);
-        let mut adam = AdamConfig::new()
-            .with_beta_1(t.beta1)
-            .with_beta_2(t.beta2)
-            .with_epsilon(t.eps);
-        if t.weight_decay > 0.0 {
-            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(t.weight_decay)));
-        }
-        let mut optimizer = adam.init();
+        let mut optimizer = adam(t);
         let mut state = TrainState::new(t.lr);
         let metrics_path = run_dir.join("metrics.jsonl");
         if let Some(last) = last {
@@ -268,23 +261,18 @@ impl<'a> Trainer<'a> {
         self.device
             .seed(t.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step));
         let tensors = BatchTensors::new(batch, &self.device);
-        let out = self
-            .model
-            .forward(tensors.source, &tensors.source_lengths, tensors.target_in);
-        let loss = label_smoothed_cross_entropy(
-            out.logits,
-            tensors.target_out,
-            tensors.target_padding,
-            t.label_smoothing,
-            batch.num_tgt_tokens(),
-        );
-        let loss_value: f64 = loss.per_token.clone().into_scalar::<f32>() as f64;
-        let nll_value: f64 = loss.nll_sum.clone().into_scalar::<f32>() as f64;
         self.state.step += 1;
         self.state.target_tokens += batch.num_tgt_tokens() as u64;
-        let grads = GradientsParams::from_grads(loss.per_token.backward(), &self.model);
-        let norm = global_norm(&self.model, &grads);
-        if !loss_value.is_finite() || !norm.is_finite() {
+        let lr = self.current_lr();
+        let step = optimize_step(
+            &mut self.model,
+            &mut self.optimizer,
+            tensors,
+            batch.num_tgt_tokens(),
+            t,
+            lr,
+        );
+        if !step.loss.is_finite() || !step.gradient_norm.is_finite() {
             self.state.nonfinite_in_row += 1;
             self.state.nonfinite_total += 1;
             self.log.line(
@@ -303,14 +291,7 @@ impl<'a> Trainer<'a> {
             return Ok((f64::NAN, f64::NAN));
         }
         self.state.nonfinite_in_row = 0;
-        let grads = if t.clip_norm > 0.0 && norm > t.clip_norm as f64 {
-            scale_gradients(&self.model, grads, (t.clip_norm as f64 / norm) as f32)
-        } else {
-            grads
-        };
-        let lr = self.current_lr();
-        self.model = self.optimizer.step(lr, self.model.clone(), grads);
-        Ok((loss_value, nll_value))
+        Ok((step.loss, step.nll_sum))
     }
 
     fn current_lr(&self) -> f64 {
@@ -399,6 +380,14 @@ impl<'a> Trainer<'a> {
                 if improved { " (best)" } else { "" }
             ),
         );
+        // The picture is a convenience: a drawing failure is reported, never fatal.
+        let curves = self.options.run_dir.join("curves.png");
+        if let Err(e) = rnnsearch_plot::draw_curves(&self.metrics_path, &curves) {
+            self.log.line(
+                self.progress.as_ref(),
+                &format!("warning: cannot draw {}: {e}", curves.display()),
+            );
+        }
         if improved {
             self.save("best")?;
         }
@@ -551,6 +540,72 @@ impl<'a> Trainer<'a> {
                 .as_bytes(),
         )
     }
+}
+
+/// What one optimisation step measured.
+#[derive(Clone, Copy, Debug)]
+pub struct StepReport {
+    /// Label-smoothed loss per target token.
+    pub loss: f64,
+    /// Unsmoothed negative log-likelihood, summed over target tokens.
+    pub nll_sum: f64,
+    /// Global gradient norm before clipping.
+    pub gradient_norm: f64,
+}
+
+/// Forward, loss, backward, global-norm clipping and an Adam update of `model`.
+/// A non-finite loss or gradient leaves the model untouched (the caller counts it).
+pub fn optimize_step(
+    model: &mut Seq2Seq,
+    optimizer: &mut ModuleOptimizer,
+    tensors: BatchTensors,
+    target_tokens: usize,
+    train: &crate::config::TrainConfig,
+    lr: f64,
+) -> StepReport {
+    let out = model.forward(tensors.source, &tensors.source_lengths, tensors.target_in);
+    let loss = label_smoothed_cross_entropy(
+        out.logits,
+        tensors.target_out,
+        tensors.target_padding,
+        train.label_smoothing,
+        target_tokens,
+    );
+    let loss_value = loss.per_token.clone().into_scalar::<f32>() as f64;
+    let nll_sum = loss.nll_sum.clone().into_scalar::<f32>() as f64;
+    let grads = GradientsParams::from_grads(loss.per_token.backward(), &*model);
+    let gradient_norm = global_norm(model, &grads);
+    let report = StepReport {
+        loss: loss_value,
+        nll_sum,
+        gradient_norm,
+    };
+    if !loss_value.is_finite() || !gradient_norm.is_finite() {
+        return report;
+    }
+    let grads = if train.clip_norm > 0.0 && gradient_norm > train.clip_norm as f64 {
+        scale_gradients(
+            model,
+            grads,
+            (train.clip_norm as f64 / gradient_norm) as f32,
+        )
+    } else {
+        grads
+    };
+    *model = optimizer.step(lr, model.clone(), grads);
+    report
+}
+
+/// The Adam optimiser a run's `[train]` section asks for.
+pub fn adam(train: &crate::config::TrainConfig) -> ModuleOptimizer {
+    let mut adam = AdamConfig::new()
+        .with_beta_1(train.beta1)
+        .with_beta_2(train.beta2)
+        .with_epsilon(train.eps);
+    if train.weight_decay > 0.0 {
+        adam = adam.with_weight_decay(Some(WeightDecayConfig::new(train.weight_decay)));
+    }
+    adam.init()
 }
 
 /// BLEU and chrF with sacreBLEU's defaults.

@@ -1,0 +1,201 @@
+//! `rnnsearch bench`: training and decoding speed on fixed-shape synthetic batches, mirroring
+//! the `--bench` mode of the PyTorch yardstick (`torch_ref.py`) so the two run side by side.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use burn::module::Module;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use clap::ValueEnum;
+use rnnsearch_model::{search, ModelConfig, SearchConfig};
+use rnnsearch_train::{adam, optimize_step, BatchTensors, TrainConfig};
+
+use crate::backend::BackendArgs;
+
+/// What to measure besides training.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Decode {
+    /// Batched greedy search.
+    Greedy,
+    /// Batched beam search, K = 5.
+    Beam5,
+}
+
+/// Arguments of `rnnsearch bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Vocabulary size (source and target)
+    #[arg(long, value_name = "N", default_value_t = 8000)]
+    vocab: usize,
+    /// Embedding size (also the maxout units, as in torch_ref)
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    emb: usize,
+    /// Encoder units per direction and decoder state size
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    hidden: usize,
+    /// Attention size
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    att: usize,
+    /// Maxout units after pooling [default: --emb]
+    #[arg(long, value_name = "N")]
+    maxout: Option<usize>,
+    /// Target tokens per batch (batch = N / --tgt-len sentences)
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    batch_tokens: usize,
+    /// Source length of every sentence
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    src_len: usize,
+    /// Target length of every sentence
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    tgt_len: usize,
+    /// Timed steps
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    steps: usize,
+    /// Untimed steps first
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    warmup: usize,
+    /// Measure translation sentences/s instead of training tokens/s
+    #[arg(long, value_enum)]
+    decode: Option<Decode>,
+}
+
+fn random_ids(
+    rows: usize,
+    cols: usize,
+    vocab: usize,
+    seed: &mut u64,
+    device: &Device,
+) -> Tensor<2, Int> {
+    let ids: Vec<i64> = (0..rows * cols)
+        .map(|_| {
+            // xorshift: cheap, deterministic, good enough for token ids
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            4 + (*seed % (vocab as u64 - 4)) as i64
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(ids, [rows, cols]), device)
+}
+
+/// `rnnsearch bench`.
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if args.vocab <= 4 || args.tgt_len == 0 || args.src_len == 0 || args.batch_tokens < args.tgt_len
+    {
+        bail!("--vocab must exceed 4 and --batch-tokens must hold at least one --tgt-len sentence");
+    }
+    let device = args.backend.device()?;
+    let config = ModelConfig {
+        embedding: args.emb,
+        hidden: args.hidden,
+        decoder_hidden: args.hidden,
+        attention: args.att,
+        output: args.maxout.unwrap_or(args.emb),
+        dropout: 0.0,
+        ..ModelConfig::default()
+    };
+    let batch = args.batch_tokens / args.tgt_len;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    match args.decode {
+        None => bench_training(&args, &config, batch, &mut seed, device),
+        Some(decode) => bench_decoding(&args, &config, batch, decode, &mut seed, device),
+    }
+}
+
+fn bench_training(
+    args: &BenchArgs,
+    config: &ModelConfig,
+    batch: usize,
+    seed: &mut u64,
+    device: Device,
+) -> Result<ExitCode> {
+    let device = device.autodiff();
+    device.seed(1);
+    let mut model = config.init(args.vocab, args.vocab, &device);
+    let train = TrainConfig::default();
+    let mut optimizer = adam(&train);
+    let source = random_ids(batch, args.src_len, args.vocab, seed, &device);
+    let target_in = random_ids(batch, args.tgt_len, args.vocab, seed, &device);
+    let target_out = random_ids(batch, args.tgt_len, args.vocab, seed, &device);
+    let padding = Tensor::<2, Bool>::from_data(
+        TensorData::new(vec![false; batch * args.tgt_len], [batch, args.tgt_len]),
+        &device,
+    );
+    let tokens = batch * args.tgt_len;
+    let mut step = || {
+        let tensors = BatchTensors {
+            source: source.clone(),
+            source_lengths: vec![args.src_len; batch],
+            target_in: target_in.clone(),
+            target_out: target_out.clone(),
+            target_padding: padding.clone(),
+        };
+        optimize_step(&mut model, &mut optimizer, tensors, tokens, &train, 1e-3)
+    };
+    for _ in 0..args.warmup {
+        step();
+    }
+    let started = Instant::now();
+    for _ in 0..args.steps {
+        step();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "bench: {:.0} tgt tok/s  ({} steps, B={batch} src_len={} tgt_len={}, {:.1} ms/step, {} parameters)",
+        (args.steps * tokens) as f64 / secs,
+        args.steps,
+        args.src_len,
+        args.tgt_len,
+        1000.0 * secs / args.steps.max(1) as f64,
+        model.num_params()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_decoding(
+    args: &BenchArgs,
+    config: &ModelConfig,
+    batch: usize,
+    decode: Decode,
+    seed: &mut u64,
+    device: Device,
+) -> Result<ExitCode> {
+    device.seed(1);
+    let model = config.init(args.vocab, args.vocab, &device);
+    let source = random_ids(batch, args.src_len, args.vocab, seed, &device);
+    let lengths = vec![args.src_len; batch];
+    let search_config = SearchConfig {
+        beam: match decode {
+            Decode::Greedy => 1,
+            Decode::Beam5 => 5,
+        },
+        // at most tgt_len output tokens: ⌈r · src_len⌉ + 5 = tgt_len
+        max_len_ratio: args.tgt_len.saturating_sub(5) as f64 / args.src_len as f64,
+        ..SearchConfig::default()
+    };
+    for _ in 0..args.warmup.min(2) {
+        search(&model, source.clone(), &lengths, &search_config);
+    }
+    let started = Instant::now();
+    let mut sentences = 0usize;
+    let mut produced = 0usize;
+    for _ in 0..args.steps {
+        let out = search(&model, source.clone(), &lengths, &search_config);
+        sentences += out.len();
+        produced += out.iter().map(|h| h[0].tokens.len()).sum::<usize>();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "bench: {:.1} sentences/s {:?}  ({} batches of {batch}, src_len={}, mean output {:.1} tokens, {:.1} ms/batch)",
+        sentences as f64 / secs,
+        decode,
+        args.steps,
+        args.src_len,
+        produced as f64 / sentences.max(1) as f64,
+        1000.0 * secs / args.steps.max(1) as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}
