@@ -26,7 +26,8 @@ pub enum Scorer {
     Dot,
     /// e_ij = s_{i-1}ᵀ W h_j (Luong et al. 2015, "general").
     General,
-    /// e_ij = τ cos(s_{i-1}, h_j), with a learned or fixed temperature τ.
+    /// e_ij = τ cos(s_{i-1}, W h_j), with a learned or fixed temperature τ (W maps the
+    /// annotations to the decoder size, as in "general").
     Cosine,
 }
 
@@ -35,7 +36,7 @@ pub enum Scorer {
 pub struct Attention {
     /// W_a, `[m, a]` (additive).
     pub query_layer: Option<Param<Tensor<2>>>,
-    /// U_a, `[2n, a]` (additive) or Wᵀ, `[2n, m]` (general).
+    /// U_a, `[2n, a]` (additive) or Wᵀ, `[2n, m]` (general, cosine).
     pub key_layer: Option<Param<Tensor<2>>>,
     /// v_a, `[a, 1]` (additive).
     pub energy_layer: Option<Param<Tensor<2>>>,
@@ -50,7 +51,7 @@ pub struct Attention {
 /// The annotations prepared once per batch for every decoder step.
 #[derive(Clone, Debug)]
 pub struct ProjectedAnnotations {
-    /// What the query is scored against: U_a h_j (additive), W h_j (general), h_j/|h_j|
+    /// What the query is scored against: U_a h_j (additive), W h_j (general), W h_j/|W h_j|
     /// (cosine) or h_j (dot), `[batch, src_len, k]`.
     pub keys: Tensor<3>,
     /// The annotations h_j, `[batch, src_len, 2n]`.
@@ -120,6 +121,7 @@ impl Attention {
             Scorer::General => attention.key_layer = Some(xavier([d_annotation, d_state], device)),
             Scorer::Dot => {}
             Scorer::Cosine => {
+                attention.key_layer = Some(xavier([d_annotation, d_state], device));
                 if let Some(t) = learned_temperature {
                     attention.log_temperature = Some(Param::from_tensor(Tensor::from_floats(
                         [t.ln() as f32],
@@ -160,8 +162,15 @@ impl Attention {
             ),
             Scorer::Dot => h.clone(),
             Scorer::Cosine => {
-                let norm = h.clone().square().sum_dim(2).sqrt().clamp_min(1e-6);
-                h.clone() / norm
+                let k = h.clone().matmul(
+                    self.key_layer
+                        .as_ref()
+                        .expect("key layer")
+                        .val()
+                        .unsqueeze_dim::<3>(0),
+                );
+                let norm = k.clone().square().sum_dim(2).sqrt().clamp_min(1e-6);
+                k / norm
             }
         };
         ProjectedAnnotations {
