@@ -269,7 +269,7 @@ mod tests {
             };
             let (context, alpha) = attention.forward(query, &p);
             assert_eq!(context.dims(), [2, 6]);
-            let alpha: Vec<f32> = alpha.into_data().to_vec().unwrap();
+            let alpha: Vec<f32> = alpha.into_data().try_to_vec::<f32>().unwrap();
             for row in alpha.chunks(4) {
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{scorer:?}");
             }

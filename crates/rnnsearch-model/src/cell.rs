@@ -234,7 +234,7 @@ mod tests {
             cell.project_state(h.clone()),
             RecurrentState::new(CellKind::Gru, h),
         );
-        let v: Vec<f32> = next.hidden.into_data().to_vec().unwrap();
+        let v: Vec<f32> = next.hidden.into_data().try_to_vec::<f32>().unwrap();
         assert!((v[0] - 0.204824).abs() < 1e-5, "{v:?}");
     }
 

@@ -243,7 +243,7 @@ mod tests {
         let device = Device::flex();
         let p = reversal_permutation(&[2], 3, &device);
         let x = Tensor::<3>::from_floats([[[1.0], [2.0], [3.0]]], &device);
-        let v: Vec<f32> = p.matmul(x).into_data().to_vec().unwrap();
+        let v: Vec<f32> = p.matmul(x).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(v, vec![2.0, 1.0, 3.0]);
     }
 }

@@ -264,7 +264,7 @@ mod tests {
                         .narrow(0, 1, 1)
                         .narrow(2, 2, 2)
                         .into_data()
-                        .to_vec()
+                        .try_to_vec::<f32>()
                         .unwrap();
                     assert!(
                         padded.iter().all(|&a| a == 0.0),

@@ -232,7 +232,9 @@ impl<'a> Trainer<'a> {
                         .line(self.progress.as_ref(), "step or time budget reached");
                     break 'epochs;
                 }
-                if self.state.step as usize % t.valid_every == 0 && self.validate_and_save()? {
+                if (self.state.step as usize).is_multiple_of(t.valid_every)
+                    && self.validate_and_save()?
+                {
                     break 'epochs;
                 }
             }
@@ -241,7 +243,9 @@ impl<'a> Trainer<'a> {
             }
             self.state.epoch += 1;
             self.state.batch_in_epoch = 0;
-            if self.state.step as usize % t.valid_every != 0 && self.validate_and_save()? {
+            if !(self.state.step as usize).is_multiple_of(t.valid_every)
+                && self.validate_and_save()?
+            {
                 break;
             }
         }
@@ -315,7 +319,7 @@ impl<'a> Trainer<'a> {
                 lr
             ));
         }
-        if self.state.step as usize % t.log_every.max(1) != 0 {
+        if !(self.state.step as usize).is_multiple_of(t.log_every.max(1)) {
             return Ok(());
         }
         let record = json!({
@@ -520,17 +524,14 @@ impl<'a> Trainer<'a> {
         let valid = &self.data.valid;
         let samples = self.config.train.samples.min(valid.src_text.len());
         let hyps = self.translate_split(&model, &valid.src_text[..samples], 1);
-        for i in 0..samples {
-            self.log.line(
-                None,
-                &format!(
-                    "sample {}\n  source:    {}\n  reference: {}\n  output:    {}",
-                    i + 1,
-                    valid.src_text[i],
-                    valid.tgt_text[i],
-                    hyps[i]
-                ),
+        for (i, hyp) in hyps.iter().enumerate() {
+            let text = format!(
+                "sample {}\n  source:    {}\n  reference: {}\n  output:    {hyp}",
+                i + 1,
+                valid.src_text[i],
+                valid.tgt_text[i]
             );
+            self.log.line(None, &text);
         }
         let path = self.options.run_dir.join("test.json");
         checkpoint::write_atomic(
