@@ -9,7 +9,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::cell::xavier;
+use crate::cell::{tanh, xavier};
 use crate::encoder::Encoded;
 
 /// Energy added to padded positions before the softmax: finite, so an all-padding row cannot
@@ -198,7 +198,7 @@ impl Attention {
             Scorer::Additive => {
                 let a = projected.keys.dims()[2];
                 // e_ij = v_aᵀ tanh(W_a s_{i-1} + U_a h_j)
-                let hidden = (projected.keys.clone() + query.unsqueeze_dim::<3>(1)).tanh();
+                let hidden = tanh(projected.keys.clone() + query.unsqueeze_dim::<3>(1));
                 let v = self.energy_layer.as_ref().expect("energy layer").val();
                 hidden
                     .reshape([batch * src_len, a])

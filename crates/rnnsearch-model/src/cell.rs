@@ -182,6 +182,15 @@ pub(crate) fn xavier(shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
     )
 }
 
+/// tanh(x) = 2σ(2x) − 1.
+///
+/// Same function, cheaper on burn's CPU backends: `tanh` goes through libm's scalar `tanhf`
+/// and its autodiff backward recomputes it, while the sigmoid uses `expf` and a fused backward.
+/// This is the hottest element-wise op of training (the additive attention's hidden layer).
+pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    sigmoid(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0)
+}
+
 /// h' = (1 − z) ⊙ ñ + z ⊙ h = ñ + z ⊙ (h − ñ), with the gates laid out as [r, z, n].
 fn gru_update<const D: usize>(wx: Tensor<D>, uh: Tensor<D>, h: Tensor<D>, d: usize) -> Tensor<D> {
     let last = D - 1;
@@ -189,7 +198,7 @@ fn gru_update<const D: usize>(wx: Tensor<D>, uh: Tensor<D>, h: Tensor<D>, d: usi
     let rz = sigmoid(wx.clone().narrow(last, 0, 2 * d) + uh.clone().narrow(last, 0, 2 * d));
     let r = rz.clone().narrow(last, 0, d);
     let z = rz.narrow(last, d, d);
-    let n = (wx.narrow(last, 2 * d, d) + r * uh.narrow(last, 2 * d, d)).tanh();
+    let n = tanh(wx.narrow(last, 2 * d, d) + r * uh.narrow(last, 2 * d, d));
     n.clone() + z * (h - n)
 }
 
@@ -199,10 +208,10 @@ fn lstm_update<const D: usize>(gates: Tensor<D>, m: Tensor<D>, d: usize) -> (Ten
     let ifo_sig = sigmoid(gates.clone().narrow(last, 0, 2 * d));
     let i = ifo_sig.clone().narrow(last, 0, d);
     let f = ifo_sig.narrow(last, d, d);
-    let g = gates.clone().narrow(last, 2 * d, d).tanh();
+    let g = tanh(gates.clone().narrow(last, 2 * d, d));
     let o = sigmoid(gates.narrow(last, 3 * d, d));
     let m_next = f * m + i * g;
-    (o * m_next.clone().tanh(), m_next)
+    (o * tanh(m_next.clone()), m_next)
 }
 
 #[cfg(test)]

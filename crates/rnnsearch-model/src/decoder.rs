@@ -75,6 +75,9 @@ pub struct DecoderConfig {
     /// Orthogonal recurrent matrices.
     #[config(default = true)]
     pub orthogonal_recurrent: bool,
+    /// Standard deviation of the embeddings' normal initialisation.
+    #[config(default = 0.1)]
+    pub embedding_init_std: f64,
 }
 
 /// The attentive decoder.
@@ -151,7 +154,7 @@ impl DecoderConfig {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embedding)
                 .with_initializer(Initializer::Normal {
                     mean: 0.0,
-                    std: 0.1,
+                    std: self.embedding_init_std,
                 })
                 .init(device),
             cell: Cell::new(

@@ -31,6 +31,9 @@ pub struct EncoderConfig {
     /// Orthogonal recurrent matrices.
     #[config(default = true)]
     pub orthogonal_recurrent: bool,
+    /// Standard deviation of the embeddings' normal initialisation.
+    #[config(default = 0.1)]
+    pub embedding_init_std: f64,
 }
 
 /// One bidirectional layer: a forward and a backward cell.
@@ -85,7 +88,7 @@ impl EncoderConfig {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embedding)
                 .with_initializer(Initializer::Normal {
                     mean: 0.0,
-                    std: 0.1,
+                    std: self.embedding_init_std,
                 })
                 .init(device),
             layers,

@@ -44,6 +44,8 @@ pub struct ModelConfig {
     pub tied_embeddings: bool,
     /// Orthogonal recurrent matrices (the paper); Xavier otherwise.
     pub orthogonal_recurrent: bool,
+    /// Standard deviation of the normal initialisation of both embedding tables.
+    pub embedding_init_std: f64,
 }
 
 impl Default for ModelConfig {
@@ -64,6 +66,7 @@ impl Default for ModelConfig {
             dropout: 0.2,
             tied_embeddings: false,
             orthogonal_recurrent: true,
+            embedding_init_std: 0.1,
         }
     }
 }
@@ -86,6 +89,12 @@ impl ModelConfig {
             return Err(format!(
                 "model.dropout must be in [0, 1), got {}",
                 self.dropout
+            ));
+        }
+        if !(self.embedding_init_std > 0.0) {
+            return Err(format!(
+                "model.embedding_init_std must be positive, got {}",
+                self.embedding_init_std
             ));
         }
         if self.scorer == Scorer::Dot && self.decoder_hidden != 2 * self.hidden {
@@ -111,6 +120,7 @@ impl ModelConfig {
             .with_cell(self.cell)
             .with_dropout(self.dropout)
             .with_orthogonal_recurrent(self.orthogonal_recurrent)
+            .with_embedding_init_std(self.embedding_init_std)
             .init(device);
         let decoder = DecoderConfig::new(
             tgt_vocab,
@@ -128,6 +138,7 @@ impl ModelConfig {
         .with_dropout(self.dropout)
         .with_tied_embeddings(self.tied_embeddings)
         .with_orthogonal_recurrent(self.orthogonal_recurrent)
+        .with_embedding_init_std(self.embedding_init_std)
         .init(device);
         let mut model = Seq2Seq { encoder, decoder };
         if !self.learn_temperature {

@@ -1,6 +1,5 @@
 //! Label-smoothed cross-entropy (Szegedy et al. 2016), padding ignored.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Int, Tensor};
 
 /// The loss of one batch.
@@ -14,6 +13,10 @@ pub struct Loss {
 /// ℓ_i = (1 − ε) (−log p(y_i)) + ε · mean_v(−log p(v)), summed over non-padding positions and
 /// divided by their count `tokens`.
 ///
+/// With log p(v) = x_v − lse(x), this is ℓ_i = lse(x) − (1 − ε) x_{y_i} − ε · mean_v(x_v), so the
+/// `[N, V]` log-probabilities are never materialised: a few passes over the logits instead of a
+/// dozen, which matters because the logits are the largest tensor of a training step.
+///
 /// # Parameters
 /// - `logits`: `[batch, tgt_len, V]`; `targets`: `[batch, tgt_len]`; `padding`: true at padding.
 pub fn label_smoothed_cross_entropy(
@@ -24,13 +27,13 @@ pub fn label_smoothed_cross_entropy(
     tokens: usize,
 ) -> Loss {
     let [batch, len, vocab] = logits.dims();
-    let log_probs = log_softmax(logits.reshape([batch * len, vocab]), 1);
-    let nll = -log_probs
-        .clone()
-        .gather(1, targets.reshape([batch * len, 1])); // [N, 1]
+    let x = logits.reshape([batch * len, vocab]);
+    let max = x.clone().detach().max_dim(1); // [N, 1], for stability only
+    let log_normalizer = (x.clone() - max.clone()).exp().sum_dim(1).log() + max; // lse(x)
+    let target_logit = x.clone().gather(1, targets.reshape([batch * len, 1]));
     let keep = padding.bool_not().float().reshape([batch * len, 1]);
-    let nll = nll * keep.clone();
-    let smooth = -log_probs.mean_dim(1) * keep; // [N, 1]
+    let nll = (log_normalizer.clone() - target_logit) * keep.clone(); // [N, 1]
+    let smooth = (log_normalizer - x.mean_dim(1)) * keep; // mean_v(−log p(v)), [N, 1]
     let nll_sum = nll.clone().sum();
     let per_token = (nll.mul_scalar(1.0 - smoothing) + smooth.mul_scalar(smoothing))
         .sum()
