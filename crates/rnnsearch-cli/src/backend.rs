@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 use burn::tensor::Device;
 use clap::ValueEnum;
+use rnnsearch_train::Engine;
 
 /// The tensor backends rnnsearch can be built with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -13,6 +14,27 @@ pub enum Backend {
     Ndarray,
     /// burn-wgpu: GPU through wgpu (Vulkan, Metal, DX12, OpenGL).
     Wgpu,
+}
+
+/// `--engine`: what computes the training gradients (the config key `train.engine`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The fused CPU step where it covers the model and the backend is a CPU one, else burn.
+    Auto,
+    /// burn's autodiff.
+    Burn,
+    /// The fused CPU step (rnnsearch-fused).
+    Fused,
+}
+
+impl From<EngineArg> for Engine {
+    fn from(e: EngineArg) -> Self {
+        match e {
+            EngineArg::Auto => Engine::Auto,
+            EngineArg::Burn => Engine::Burn,
+            EngineArg::Fused => Engine::Fused,
+        }
+    }
 }
 
 /// Shared backend flags.
@@ -30,6 +52,15 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
+    /// `engine` resolved against the backend: `auto` means burn's autodiff on a GPU, where the
+    /// fused step (which runs on the host CPU) would leave the device idle.
+    pub fn engine(&self, engine: impl Into<Engine>) -> Engine {
+        match (engine.into(), self.backend) {
+            (Engine::Auto, Some(Backend::Wgpu)) => Engine::Burn,
+            (e, _) => e,
+        }
+    }
+
     /// Sets up threads and returns the (non-autodiff) device.
     pub fn device(&self) -> Result<Device> {
         if let Some(n) = self.threads {

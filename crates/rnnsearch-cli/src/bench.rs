@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use burn::module::Module;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::ValueEnum;
+use rnnsearch_data::Batch;
 use rnnsearch_model::{search, ModelConfig, SearchConfig};
-use rnnsearch_train::{adam, optimize_step, BatchTensors, TrainConfig};
+use rnnsearch_train::{adam, optimize_step, use_fused, StepSetup, TrainConfig};
 
-use crate::backend::BackendArgs;
+use crate::backend::{BackendArgs, EngineArg};
 
 /// What to measure besides training.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -60,25 +61,22 @@ pub struct BenchArgs {
     /// Measure translation sentences/s instead of training tokens/s
     #[arg(long, value_enum)]
     decode: Option<Decode>,
+    /// What computes the gradients (as the config key train.engine)
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    engine: EngineArg,
 }
 
-fn random_ids(
-    rows: usize,
-    cols: usize,
-    vocab: usize,
-    seed: &mut u64,
-    device: &Device,
-) -> Tensor<2, Int> {
-    let ids: Vec<i64> = (0..rows * cols)
+/// `count` token ids in 4..vocab (no specials).
+fn random_ids(count: usize, vocab: usize, seed: &mut u64) -> Vec<u32> {
+    (0..count)
         .map(|_| {
             // xorshift: cheap, deterministic, good enough for token ids
             *seed ^= *seed << 13;
             *seed ^= *seed >> 7;
             *seed ^= *seed << 17;
-            4 + (*seed % (vocab as u64 - 4)) as i64
+            4 + (*seed % (vocab as u64 - 4)) as u32
         })
-        .collect();
-    Tensor::from_data(TensorData::new(ids, [rows, cols]), device)
+        .collect()
 }
 
 /// `rnnsearch bench`.
@@ -115,25 +113,30 @@ fn bench_training(
     let device = device.autodiff();
     device.seed(1);
     let mut model = config.init(args.vocab, args.vocab, &device);
-    let train = TrainConfig::default();
+    let train = TrainConfig {
+        engine: args.backend.engine(args.engine),
+        ..TrainConfig::default()
+    };
+    let fused = use_fused(train.engine, config)?;
     let mut optimizer = adam(&train);
-    let source = random_ids(batch, args.src_len, args.vocab, seed, &device);
-    let target_in = random_ids(batch, args.tgt_len, args.vocab, seed, &device);
-    let target_out = random_ids(batch, args.tgt_len, args.vocab, seed, &device);
-    let padding = Tensor::<2, Bool>::from_data(
-        TensorData::new(vec![false; batch * args.tgt_len], [batch, args.tgt_len]),
-        &device,
-    );
+    let data = Batch {
+        indices: (0..batch).collect(),
+        src: random_ids(batch * args.src_len, args.vocab, seed),
+        src_lengths: vec![args.src_len; batch],
+        tgt_in: random_ids(batch * args.tgt_len, args.vocab, seed),
+        tgt_out: random_ids(batch * args.tgt_len, args.vocab, seed),
+        tgt_lengths: vec![args.tgt_len; batch],
+    };
     let tokens = batch * args.tgt_len;
+    let mut step_number = 0;
     let mut step = || {
-        let tensors = BatchTensors {
-            source: source.clone(),
-            source_lengths: vec![args.src_len; batch],
-            target_in: target_in.clone(),
-            target_out: target_out.clone(),
-            target_padding: padding.clone(),
+        step_number += 1;
+        let setup = StepSetup {
+            device: &device,
+            fused,
+            dropout_seed: step_number,
         };
-        optimize_step(&mut model, &mut optimizer, tensors, tokens, &train, 1e-3)
+        optimize_step(&mut model, &mut optimizer, &data, &setup, &train, 1e-3)
     };
     for _ in 0..args.warmup {
         step();
@@ -144,13 +147,14 @@ fn bench_training(
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "bench: {:.0} tgt tok/s  ({} steps, B={batch} src_len={} tgt_len={}, {:.1} ms/step, {} parameters)",
+        "bench: {:.0} tgt tok/s  ({} steps, B={batch} src_len={} tgt_len={}, {:.1} ms/step, {} parameters, {} gradients)",
         (args.steps * tokens) as f64 / secs,
         args.steps,
         args.src_len,
         args.tgt_len,
         1000.0 * secs / args.steps.max(1) as f64,
-        model.num_params()
+        model.num_params(),
+        if fused { "fused" } else { "burn autodiff" }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -165,7 +169,11 @@ fn bench_decoding(
 ) -> Result<ExitCode> {
     device.seed(1);
     let model = config.init(args.vocab, args.vocab, &device);
-    let source = random_ids(batch, args.src_len, args.vocab, seed, &device);
+    let ids: Vec<i64> = random_ids(batch * args.src_len, args.vocab, seed)
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    let source = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, args.src_len]), &device);
     let lengths = vec![args.src_len; batch];
     let search_config = SearchConfig {
         beam: match decode {

@@ -98,6 +98,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             config = RunConfig::parse(&text, &source, &args.config.overrides)?;
         }
     }
+    config.train.engine = args.backend.engine(config.train.engine);
     let device = args.backend.device()?;
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();

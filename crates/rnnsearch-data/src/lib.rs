@@ -39,7 +39,11 @@ pub(crate) mod test_support {
         if let Some(dir) = std::env::var_os("MULTI30K_DIR") {
             return Some(PathBuf::from(dir));
         }
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        // At run time: the target dir may be shared by checkouts at other paths.
+        let repo = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+            .join("../..");
         let candidates = [
             repo.join("../shared/data/multi30k"),
             repo.join("data/multi30k"),

@@ -91,7 +91,7 @@ impl ModelConfig {
                 self.dropout
             ));
         }
-        if !(self.embedding_init_std > 0.0) {
+        if self.embedding_init_std.is_nan() || self.embedding_init_std <= 0.0 {
             return Err(format!(
                 "model.embedding_init_std must be positive, got {}",
                 self.embedding_init_std

@@ -91,6 +91,8 @@ pub struct TrainConfig {
     pub alpha: f64,
     /// Sample translations printed at the end.
     pub samples: usize,
+    /// `auto`, `burn` or `fused`: what computes the gradients.
+    pub engine: Engine,
 }
 
 impl Default for TrainConfig {
@@ -120,8 +122,22 @@ impl Default for TrainConfig {
             test_beam: 5,
             alpha: 1.0,
             samples: 3,
+            engine: Engine::Auto,
         }
     }
+}
+
+/// What computes a training step's gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// `fused` when the model is of a shape it covers and the backend is a CPU one, else `burn`.
+    Auto,
+    /// burn's autodiff on the chosen backend (every model, every backend).
+    Burn,
+    /// The hand-written CPU step of `rnnsearch-fused` (GRU, additive attention,
+    /// backward-first bridge, maxout, untied output).
+    Fused,
 }
 
 /// Where a configuration came from, for error messages and relative paths.

@@ -4,12 +4,15 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod fused;
 pub mod loss;
 pub mod rundir;
 pub mod trainer;
 pub mod translate;
 
-pub use config::{RunConfig, TrainConfig};
+pub use config::{Engine, RunConfig, TrainConfig};
 pub use error::{Error, Result};
-pub use trainer::{adam, optimize_step, train, BatchTensors, Outcome, RunOptions, StepReport};
+pub use trainer::{
+    adam, optimize_step, train, use_fused, BatchTensors, Outcome, RunOptions, StepReport, StepSetup,
+};
 pub use translate::{Translation, Translator};

@@ -29,7 +29,7 @@ use rnnsearch_model::{SearchConfig, Seq2Seq};
 use serde_json::json;
 
 use crate::checkpoint::{self, TrainState};
-use crate::config::{RunConfig, Schedule};
+use crate::config::{Engine, RunConfig, Schedule};
 use crate::error::{io_at, Error, Result};
 use crate::loss::label_smoothed_cross_entropy;
 use crate::translate::Translator;
@@ -116,6 +116,21 @@ struct Trainer<'a> {
     metrics_path: PathBuf,
     checkpoints: PathBuf,
     progress: Option<ProgressBar>,
+    /// Gradients through `rnnsearch-fused` rather than burn's autodiff.
+    fused: bool,
+}
+
+/// Whether `engine` means the fused CPU step for this model.
+pub fn use_fused(engine: Engine, model: &rnnsearch_model::ModelConfig) -> Result<bool> {
+    let unsupported = crate::fused::unsupported(model);
+    match (engine, unsupported) {
+        (Engine::Burn, _) => Ok(false),
+        (Engine::Auto, reason) => Ok(reason.is_none()),
+        (Engine::Fused, None) => Ok(true),
+        (Engine::Fused, Some(reason)) => Err(Error::Config(format!(
+            "train.engine = \"fused\": {reason}; use \"auto\" or \"burn\""
+        ))),
+    }
 }
 
 impl<'a> Trainer<'a> {
@@ -168,9 +183,18 @@ impl<'a> Trainer<'a> {
         } else if metrics_path.exists() {
             fs::remove_file(&metrics_path).map_err(io_at(&metrics_path))?;
         }
+        let fused = use_fused(t.engine, &config.model)?;
         log.line(
             None,
-            &format!("model: {} parameters", model.parameter_count()),
+            &format!(
+                "model: {} parameters; gradients: {}",
+                model.parameter_count(),
+                if fused {
+                    "fused CPU step (rnnsearch-fused)"
+                } else {
+                    "burn autodiff"
+                }
+            ),
         );
         Ok(Self {
             config,
@@ -184,6 +208,7 @@ impl<'a> Trainer<'a> {
             metrics_path,
             checkpoints,
             progress: None,
+            fused,
         })
     }
 
@@ -262,17 +287,19 @@ impl<'a> Trainer<'a> {
     fn update(&mut self, batch: &Batch) -> Result<(f64, f64)> {
         let t = &self.config.train;
         // Dropout depends only on (seed, step), so a resumed run draws the same masks.
-        self.device
-            .seed(t.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step));
-        let tensors = BatchTensors::new(batch, &self.device);
+        let dropout_seed = t.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step);
         self.state.step += 1;
         self.state.target_tokens += batch.num_tgt_tokens() as u64;
         let lr = self.current_lr();
         let step = optimize_step(
             &mut self.model,
             &mut self.optimizer,
-            tensors,
-            batch.num_tgt_tokens(),
+            batch,
+            &StepSetup {
+                device: &self.device,
+                fused: self.fused,
+                dropout_seed,
+            },
             t,
             lr,
         );
@@ -554,27 +581,50 @@ pub struct StepReport {
     pub gradient_norm: f64,
 }
 
+/// How a step computes its gradients.
+pub struct StepSetup<'d> {
+    /// The autodiff device of the model.
+    pub device: &'d Device,
+    /// Through `rnnsearch-fused` (see [`use_fused`]) rather than burn's autodiff.
+    pub fused: bool,
+    /// Seeds the dropout masks.
+    pub dropout_seed: u64,
+}
+
 /// Forward, loss, backward, global-norm clipping and an Adam update of `model`.
-/// A non-finite loss or gradient leaves the model untouched (the caller counts it).
 pub fn optimize_step(
     model: &mut Seq2Seq,
     optimizer: &mut ModuleOptimizer,
-    tensors: BatchTensors,
-    target_tokens: usize,
+    batch: &Batch,
+    setup: &StepSetup,
     train: &crate::config::TrainConfig,
     lr: f64,
 ) -> StepReport {
-    let out = model.forward(tensors.source, &tensors.source_lengths, tensors.target_in);
-    let loss = label_smoothed_cross_entropy(
-        out.logits,
-        tensors.target_out,
-        tensors.target_padding,
-        train.label_smoothing,
-        target_tokens,
-    );
-    let loss_value = loss.per_token.clone().into_scalar::<f32>() as f64;
-    let nll_sum = loss.nll_sum.clone().into_scalar::<f32>() as f64;
-    let grads = GradientsParams::from_grads(loss.per_token.backward(), &*model);
+    let (loss_value, nll_sum, grads) = if setup.fused {
+        let step = crate::fused::gradients(
+            model,
+            batch,
+            model.encoder.dropout.prob,
+            train.label_smoothing,
+            setup.dropout_seed,
+        );
+        (step.loss, step.nll_sum, step.grads)
+    } else {
+        setup.device.seed(setup.dropout_seed);
+        let tensors = BatchTensors::new(batch, setup.device);
+        let out = model.forward(tensors.source, &tensors.source_lengths, tensors.target_in);
+        let loss = label_smoothed_cross_entropy(
+            out.logits,
+            tensors.target_out,
+            tensors.target_padding,
+            train.label_smoothing,
+            batch.num_tgt_tokens(),
+        );
+        let loss_value = loss.per_token.clone().into_scalar::<f32>() as f64;
+        let nll_sum = loss.nll_sum.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.per_token.backward(), &*model);
+        (loss_value, nll_sum, grads)
+    };
     let gradient_norm = global_norm(model, &grads);
     let report = StepReport {
         loss: loss_value,

@@ -1,0 +1,177 @@
+//! The bidirectional encoder: annotations h_j = [→h_j; ←h_j], and the derivatives through it.
+//!
+//! The backward RNN reads each sentence reversed within its own length (its first step is the
+//! sentence's last real token), so padding never reaches a real annotation. Buffers are
+//! batch-major, `[batch, src_len, ·]`.
+
+use crate::gru::{self, StepCache};
+use crate::linalg::{add_bias, add_column_sums, matmul, Layout};
+use crate::{GruGrads, GruWeights};
+
+/// The position RNN `direction` reads at step t of sentence b.
+fn position(direction: usize, t: usize, length: usize) -> usize {
+    if direction == 1 && t < length {
+        length - 1 - t
+    } else {
+        t
+    }
+}
+
+/// One direction of one layer, kept for the backward pass.
+struct DirectionCache {
+    /// h before each step and after the last, time-major `[src_len + 1, batch, n]`.
+    states: Vec<f32>,
+    steps: Vec<StepCache>,
+}
+
+/// One layer, kept for the backward pass.
+pub struct LayerCache {
+    /// The layer's input (after dropout), `[batch, src_len, d_in]`.
+    input: Vec<f32>,
+    d_in: usize,
+    directions: Vec<DirectionCache>,
+}
+
+/// Runs one bidirectional GRU layer over `input` (`[batch, src_len, d_in]`).
+///
+/// Returns `[batch, src_len, 2n]` and what the backward pass needs.
+pub fn layer_forward(
+    weights: &[GruWeights; 2],
+    input: Vec<f32>,
+    d_in: usize,
+    lengths: &[usize],
+    src_len: usize,
+    n: usize,
+) -> (Vec<f32>, LayerCache) {
+    let batch = lengths.len();
+    let rows = batch * src_len;
+    let mut output = vec![0.0; rows * 2 * n];
+    let mut directions = Vec::with_capacity(2);
+    let mut projected = vec![0.0; rows * 3 * n];
+    let mut x_t = vec![0.0; batch * 3 * n];
+    let mut u_t = vec![0.0; batch * 3 * n];
+    for (direction, w) in weights.iter().enumerate() {
+        // W x_j + b for every position at once
+        matmul(
+            Layout::NN,
+            rows,
+            d_in,
+            3 * n,
+            &input,
+            w.w,
+            &mut projected,
+            false,
+        );
+        add_bias(&mut projected, w.b);
+        let mut states = vec![0.0; (src_len + 1) * batch * n];
+        let mut steps = Vec::with_capacity(src_len);
+        for t in 0..src_len {
+            let (before, after) = states.split_at_mut((t + 1) * batch * n);
+            let h = &before[t * batch * n..];
+            let h_next = &mut after[..batch * n];
+            matmul(Layout::NN, batch, n, 3 * n, h, w.u, &mut u_t, false);
+            add_bias(&mut u_t, w.c);
+            for (b, &len) in lengths.iter().enumerate() {
+                let j = position(direction, t, len);
+                let from = (b * src_len + j) * 3 * n;
+                x_t[b * 3 * n..(b + 1) * 3 * n].copy_from_slice(&projected[from..from + 3 * n]);
+            }
+            let mut cache = StepCache::new(batch, n);
+            gru::forward(&x_t, &u_t, h, h_next, &mut cache, n);
+            for (b, &len) in lengths.iter().enumerate() {
+                let j = position(direction, t, len);
+                let to = (b * src_len + j) * 2 * n + direction * n;
+                output[to..to + n].copy_from_slice(&h_next[b * n..(b + 1) * n]);
+            }
+            steps.push(cache);
+        }
+        directions.push(DirectionCache { states, steps });
+    }
+    (
+        output,
+        LayerCache {
+            input,
+            d_in,
+            directions,
+        },
+    )
+}
+
+/// Back-propagates ∂L/∂output (`[batch, src_len, 2n]`) through one layer: accumulates the
+/// layer's weight gradients into `grads` and returns ∂L/∂input (`[batch, src_len, d_in]`).
+pub fn layer_backward(
+    weights: &[GruWeights; 2],
+    cache: &LayerCache,
+    d_output: &[f32],
+    grads: &mut [GruGrads; 2],
+    lengths: &[usize],
+    src_len: usize,
+    n: usize,
+) -> Vec<f32> {
+    let batch = lengths.len();
+    let rows = batch * src_len;
+    let d_in = cache.d_in;
+    let mut d_input = vec![0.0; rows * d_in];
+    let mut dx_t = vec![0.0; batch * 3 * n];
+    for (direction, (w, g)) in weights.iter().zip(grads.iter_mut()).enumerate() {
+        let dir = &cache.directions[direction];
+        let mut d_projected = vec![0.0; rows * 3 * n];
+        // ∂L/∂u for every step, time-major, for one weight-gradient product at the end
+        let mut du = vec![0.0; src_len * batch * 3 * n];
+        let mut dh = vec![0.0; batch * n];
+        for t in (0..src_len).rev() {
+            for (b, &len) in lengths.iter().enumerate() {
+                let j = position(direction, t, len);
+                let from = (b * src_len + j) * 2 * n + direction * n;
+                dh[b * n..(b + 1) * n]
+                    .iter_mut()
+                    .zip(&d_output[from..from + n])
+                    .for_each(|(a, v)| *a += v);
+            }
+            let h = &dir.states[t * batch * n..(t + 1) * batch * n];
+            let du_t = &mut du[t * batch * 3 * n..(t + 1) * batch * 3 * n];
+            gru::backward(&mut dh, h, &dir.steps[t], &mut dx_t, du_t, n);
+            for (b, &len) in lengths.iter().enumerate() {
+                let j = position(direction, t, len);
+                let to = (b * src_len + j) * 3 * n;
+                d_projected[to..to + 3 * n].copy_from_slice(&dx_t[b * 3 * n..(b + 1) * 3 * n]);
+            }
+            // ∂L/∂h_{t-1} = z ⊙ dh + du Uᵀ
+            matmul(Layout::NT, batch, 3 * n, n, du_t, w.u, &mut dh, true);
+        }
+        let states_before = &dir.states[..src_len * batch * n];
+        matmul(
+            Layout::TN,
+            n,
+            src_len * batch,
+            3 * n,
+            states_before,
+            &du,
+            &mut g.u,
+            true,
+        );
+        add_column_sums(&du, &mut g.c);
+        matmul(
+            Layout::TN,
+            d_in,
+            rows,
+            3 * n,
+            &cache.input,
+            &d_projected,
+            &mut g.w,
+            true,
+        );
+        add_column_sums(&d_projected, &mut g.b);
+        matmul(
+            Layout::NT,
+            rows,
+            3 * n,
+            d_in,
+            &d_projected,
+            w.w,
+            &mut d_input,
+            true,
+        );
+    }
+    d_input
+}

@@ -1,0 +1,162 @@
+//! The training step of the RNNsearch model (Bahdanau, Cho & Bengio 2014) written out by hand
+//! for the CPU: the forward pass, label-smoothed cross-entropy and the backward pass through
+//! time, on plain `f32` buffers.
+//!
+//! burn's autodiff records every tensor op of the ~60 recurrent steps of a batch, allocates a
+//! tensor per op and runs the element-wise ops on one thread. Here the work of a step is a few
+//! large matmuls (all positions at once wherever the recurrence allows, weight gradients as one
+//! product over all steps) plus fused element-wise loops, parallel over sentences.
+//!
+//! It covers the model family's default configuration (GRU cells, any number of bidirectional
+//! encoder layers, additive attention, the backward-first bridge, the maxout deep output,
+//! separate output matrix); `rnnsearch-train` uses it when a run's model is of that shape and
+//! checks it against burn's autodiff in its tests. Weights are row-major `[inputs, outputs]`,
+//! as in the burn modules (y = x W + b).
+
+pub mod attention;
+pub mod decoder;
+pub mod encoder;
+pub mod gru;
+pub mod linalg;
+pub mod output;
+pub mod step;
+
+pub use step::{train_step, Batch, StepOptions, StepResult};
+
+/// Sizes of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    /// Embedding size E (source and target).
+    pub embedding: usize,
+    /// Encoder units per direction n.
+    pub hidden: usize,
+    /// Bidirectional encoder layers.
+    pub layers: usize,
+    /// Decoder state size m.
+    pub decoder_hidden: usize,
+    /// Alignment model size a.
+    pub attention: usize,
+    /// Maxout units after pooling l (the deep output has 2l pre-activations).
+    pub output: usize,
+    pub src_vocab: usize,
+    pub tgt_vocab: usize,
+}
+
+/// A GRU's weights: W `[d_in, 3d]`, b `[3d]`, U `[d, 3d]`, c `[3d]`, gates [r, z, n].
+#[derive(Clone, Copy, Debug)]
+pub struct GruWeights<'a> {
+    pub w: &'a [f32],
+    pub b: &'a [f32],
+    pub u: &'a [f32],
+    pub c: &'a [f32],
+}
+
+/// Gradients of a [`GruWeights`].
+#[derive(Clone, Debug, Default)]
+pub struct GruGrads {
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+    pub u: Vec<f32>,
+    pub c: Vec<f32>,
+}
+
+impl GruGrads {
+    fn zeros(d_in: usize, d: usize) -> Self {
+        Self {
+            w: vec![0.0; d_in * 3 * d],
+            b: vec![0.0; 3 * d],
+            u: vec![0.0; d * 3 * d],
+            c: vec![0.0; 3 * d],
+        }
+    }
+}
+
+/// Every weight of the model, borrowed.
+#[derive(Clone, Debug)]
+pub struct Weights<'a> {
+    /// `[V_src, E]`.
+    pub src_embedding: &'a [f32],
+    /// Per layer, the forward and the backward RNN.
+    pub encoder: Vec<[GruWeights<'a>; 2]>,
+    /// W_s `[n, m]` and its bias `[m]`: s_0 = tanh(W_s ←h_1 + b_s).
+    pub bridge_w: &'a [f32],
+    pub bridge_b: &'a [f32],
+    /// U_a `[2n, a]`.
+    pub key: &'a [f32],
+    /// W_a `[m, a]`.
+    pub query: &'a [f32],
+    /// v_a `[a]`.
+    pub energy: &'a [f32],
+    /// `[V_tgt, E]`.
+    pub tgt_embedding: &'a [f32],
+    /// The decoder GRU; its W is `[E + 2n, 3m]`, rows for E y_{i-1} first, then c_i.
+    pub decoder: GruWeights<'a>,
+    /// `[m + 2n + E, 2l]` and `[2l]`.
+    pub deep_w: &'a [f32],
+    pub deep_b: &'a [f32],
+    /// W_o `[l, V_tgt]` and `[V_tgt]`.
+    pub out_w: &'a [f32],
+    pub out_b: &'a [f32],
+}
+
+/// Gradients of every weight, in the layout of [`Weights`].
+#[derive(Clone, Debug, Default)]
+pub struct Grads {
+    pub src_embedding: Vec<f32>,
+    pub encoder: Vec<[GruGrads; 2]>,
+    pub bridge_w: Vec<f32>,
+    pub bridge_b: Vec<f32>,
+    pub key: Vec<f32>,
+    pub query: Vec<f32>,
+    pub energy: Vec<f32>,
+    pub tgt_embedding: Vec<f32>,
+    pub decoder: GruGrads,
+    pub deep_w: Vec<f32>,
+    pub deep_b: Vec<f32>,
+    pub out_w: Vec<f32>,
+    pub out_b: Vec<f32>,
+}
+
+impl Dims {
+    /// Checks that `weights` have the sizes these dimensions imply, naming the first that does not.
+    pub fn check(&self, w: &Weights) -> Result<(), String> {
+        let (e, n, m, a, l) = (
+            self.embedding,
+            self.hidden,
+            self.decoder_hidden,
+            self.attention,
+            self.output,
+        );
+        let mut sizes: Vec<(&str, usize, usize)> = vec![
+            ("src_embedding", w.src_embedding.len(), self.src_vocab * e),
+            ("bridge_w", w.bridge_w.len(), n * m),
+            ("bridge_b", w.bridge_b.len(), m),
+            ("key", w.key.len(), 2 * n * a),
+            ("query", w.query.len(), m * a),
+            ("energy", w.energy.len(), a),
+            ("tgt_embedding", w.tgt_embedding.len(), self.tgt_vocab * e),
+            ("decoder.w", w.decoder.w.len(), (e + 2 * n) * 3 * m),
+            ("decoder.b", w.decoder.b.len(), 3 * m),
+            ("decoder.u", w.decoder.u.len(), m * 3 * m),
+            ("decoder.c", w.decoder.c.len(), 3 * m),
+            ("deep_w", w.deep_w.len(), (m + 2 * n + e) * 2 * l),
+            ("deep_b", w.deep_b.len(), 2 * l),
+            ("out_w", w.out_w.len(), l * self.tgt_vocab),
+            ("out_b", w.out_b.len(), self.tgt_vocab),
+            ("encoder layers", w.encoder.len(), self.layers),
+        ];
+        for (layer, dirs) in w.encoder.iter().enumerate() {
+            let d_in = if layer == 0 { e } else { 2 * n };
+            for g in dirs {
+                sizes.push(("encoder.w", g.w.len(), d_in * 3 * n));
+                sizes.push(("encoder.b", g.b.len(), 3 * n));
+                sizes.push(("encoder.u", g.u.len(), n * 3 * n));
+                sizes.push(("encoder.c", g.c.len(), 3 * n));
+            }
+        }
+        match sizes.iter().find(|(_, got, want)| got != want) {
+            Some((name, got, want)) => Err(format!("{name}: {got} values, expected {want}")),
+            None => Ok(()),
+        }
+    }
+}
