@@ -27,7 +27,7 @@ command -v "$SACREBLEU" >/dev/null ||
 [ -f "$MULTI30K_DIR/train.de.gz" ] ||
     { echo "error: $MULTI30K_DIR/train.de.gz not found (set MULTI30K_DIR)" >&2; exit 1; }
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    cargo build --release -p rnnsearch-cli
+    cargo build --release --workspace
 fi
 
 work=$(mktemp -d)
