@@ -1,5 +1,13 @@
-//! Row-major matrix products on plain `f32` slices, through the `gemm` crate (the kernels
-//! burn-flex uses), with the transposes the backward pass needs expressed as strides.
+//! Row-major matrix products on plain `f32` slices, with the transposes the backward pass needs
+//! expressed as strides.
+//!
+//! The products run through OpenBLAS when the system has it (`libopenblas.so.0`, loaded at run
+//! time, so the build never depends on it; `RNNSEARCH_BLAS=off` turns it off), else through the
+//! `gemm` crate (the kernels burn-flex uses). OpenBLAS runs single-threaded here and a large
+//! product is split across the rayon threads, so no second thread pool competes with rayon.
+
+use std::ffi::c_int;
+use std::sync::OnceLock;
 
 use gemm::Parallelism;
 
@@ -18,6 +26,64 @@ pub enum Layout {
     NT,
 }
 
+/// `cblas_sgemm`.
+type Sgemm = unsafe extern "C" fn(
+    order: c_int,
+    trans_a: c_int,
+    trans_b: c_int,
+    m: c_int,
+    n: c_int,
+    k: c_int,
+    alpha: f32,
+    a: *const f32,
+    lda: c_int,
+    b: *const f32,
+    ldb: c_int,
+    beta: f32,
+    c: *mut f32,
+    ldc: c_int,
+);
+
+/// OpenBLAS, loaded once.
+struct Blas {
+    sgemm: Sgemm,
+    _library: libloading::Library,
+}
+
+fn blas() -> Option<&'static Blas> {
+    static BLAS: OnceLock<Option<Blas>> = OnceLock::new();
+    BLAS.get_or_init(|| {
+        if std::env::var("RNNSEARCH_BLAS").is_ok_and(|v| v == "off") {
+            return None;
+        }
+        ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"]
+            .iter()
+            .find_map(|name| {
+                // SAFETY: loading OpenBLAS runs only its own initialisers; the symbols are
+                // looked up with their documented C signatures.
+                unsafe {
+                    let library = libloading::Library::new(name).ok()?;
+                    let sgemm = *library.get::<Sgemm>(b"cblas_sgemm\0").ok()?;
+                    if let Ok(set_threads) =
+                        library.get::<unsafe extern "C" fn(c_int)>(b"openblas_set_num_threads\0")
+                    {
+                        set_threads(1);
+                    }
+                    Some(Blas {
+                        sgemm,
+                        _library: library,
+                    })
+                }
+            })
+    })
+    .as_ref()
+}
+
+/// Whether the products run through OpenBLAS.
+pub fn uses_blas() -> bool {
+    blas().is_some()
+}
+
 /// C (`[m, n]`) = A B in the given layout, added to C when `accumulate`.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
@@ -31,18 +97,110 @@ pub fn matmul(
     accumulate: bool,
 ) {
     assert_eq!(c.len(), m * n, "matmul: output is not [{m}, {n}]");
-    assert_eq!(
-        a.len(),
-        m * k,
-        "matmul: left operand has {} values, not {m}×{k}",
-        a.len()
-    );
-    assert_eq!(
-        b.len(),
-        k * n,
-        "matmul: right operand has {} values, not {k}×{n}",
-        b.len()
-    );
+    assert_eq!(a.len(), m * k, "matmul: left operand is not [{m}, {k}]");
+    assert_eq!(b.len(), k * n, "matmul: right operand is not [{k}, {n}]");
+    match blas() {
+        Some(blas) if m > 0 && n > 0 && k > 0 => {
+            blas_matmul(blas, layout, m, k, n, a, b, c, accumulate)
+        }
+        _ => gemm_matmul(layout, m, k, n, a, b, c, accumulate),
+    }
+}
+
+/// Raw pointers that cross to rayon threads: each part of a product writes its own block of C.
+#[derive(Clone, Copy)]
+struct Shared(*const f32, *const f32, *mut f32);
+// SAFETY: the parts of one product only read A and B and write disjoint blocks of C.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+/// The product through OpenBLAS, split into one block of C's rows (or columns, whichever it has
+/// more of) per rayon thread when it is large enough.
+#[allow(clippy::too_many_arguments)]
+fn blas_matmul(
+    blas: &Blas,
+    layout: Layout,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    const ROW_MAJOR: c_int = 101;
+    const NO_TRANS: c_int = 111;
+    const TRANS: c_int = 112;
+    let (trans_a, lda) = match layout {
+        Layout::TN => (TRANS, m),
+        _ => (NO_TRANS, k),
+    };
+    let (trans_b, ldb) = match layout {
+        Layout::NT => (TRANS, k),
+        _ => (NO_TRANS, n),
+    };
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    let by_rows = m >= n;
+    let extent = if by_rows { m } else { n };
+    let parts = if m * n * k >= 4 * PARALLEL_WORK {
+        rayon::current_num_threads().clamp(1, extent)
+    } else {
+        1
+    };
+    let ptrs = Shared(a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let sgemm = blas.sgemm;
+    let run = move |part: usize| {
+        let ptrs = ptrs;
+        let start = extent * part / parts;
+        let len = extent * (part + 1) / parts - start;
+        // SAFETY: the offsets stay inside A, B and C (their sizes were checked against m, k, n)
+        // and the parts write disjoint rows or columns of C.
+        unsafe {
+            let (a, b, c, rows, cols) = if by_rows {
+                let a_offset = if trans_a == TRANS { start } else { start * k };
+                (ptrs.0.add(a_offset), ptrs.1, ptrs.2.add(start * n), len, n)
+            } else {
+                let b_offset = if trans_b == TRANS { start * k } else { start };
+                (ptrs.0, ptrs.1.add(b_offset), ptrs.2.add(start), m, len)
+            };
+            sgemm(
+                ROW_MAJOR,
+                trans_a,
+                trans_b,
+                rows as c_int,
+                cols as c_int,
+                k as c_int,
+                1.0,
+                a,
+                lda as c_int,
+                b,
+                ldb as c_int,
+                beta,
+                c,
+                n as c_int,
+            );
+        }
+    };
+    if parts == 1 {
+        run(0);
+    } else {
+        use rayon::prelude::*;
+        (0..parts).into_par_iter().for_each(run);
+    }
+}
+
+/// The product through the `gemm` crate.
+#[allow(clippy::too_many_arguments)]
+fn gemm_matmul(
+    layout: Layout,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -66,7 +224,7 @@ pub fn matmul(
     } else {
         Parallelism::None
     };
-    // SAFETY: the asserts above bound every index gemm computes from (m, n, k) and the strides
+    // SAFETY: `matmul`'s asserts bound every index gemm computes from (m, n, k) and the strides
     // to the three slices, and `c` does not alias `a` or `b` (it is borrowed mutably).
     unsafe {
         gemm::gemm(
@@ -156,15 +314,57 @@ mod tests {
         let want = naive(m, k, n, &a, &b);
         let close = |c: &[f32]| c.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5);
 
-        let mut c = vec![0.0; m * n];
-        matmul(Layout::NN, m, k, n, &a, &b, &mut c, false);
-        assert!(close(&c));
-        let mut c = vec![0.0; m * n];
-        matmul(Layout::TN, m, k, n, &transpose(m, k, &a), &b, &mut c, false);
-        assert!(close(&c));
-        let mut c = vec![1.0; m * n];
-        matmul(Layout::NT, m, k, n, &a, &transpose(k, n, &b), &mut c, true);
-        assert!(c.iter().zip(&want).all(|(x, y)| (x - 1.0 - y).abs() < 1e-5));
+        let at = transpose(m, k, &a);
+        let bt = transpose(k, n, &b);
+        type Product<'p> = Box<dyn Fn(Layout, &[f32], &[f32], &mut [f32], bool) + 'p>;
+        let mut paths: Vec<Product> = vec![Box::new(|l, a, b, c, acc| {
+            gemm_matmul(l, m, k, n, a, b, c, acc)
+        })];
+        match blas() {
+            Some(blas) => paths.push(Box::new(move |l, a, b, c, acc| {
+                blas_matmul(blas, l, m, k, n, a, b, c, acc)
+            })),
+            None => eprintln!("OpenBLAS not found: only the gemm crate's path is checked"),
+        }
+        for product in &paths {
+            let mut c = vec![0.0; m * n];
+            product(Layout::NN, &a, &b, &mut c, false);
+            assert!(close(&c));
+            let mut c = vec![0.0; m * n];
+            product(Layout::TN, &at, &b, &mut c, false);
+            assert!(close(&c));
+            let mut c = vec![1.0; m * n];
+            product(Layout::NT, &a, &bt, &mut c, true);
+            assert!(c.iter().zip(&want).all(|(x, y)| (x - 1.0 - y).abs() < 1e-5));
+        }
+    }
+
+    /// Products large enough to be split across threads, by rows and by columns.
+    #[test]
+    fn split_products_agree_with_the_definition() {
+        for (m, k, n) in [(300, 64, 90), (90, 64, 300)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i % 97) as f32 - 48.0) / 50.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i % 89) as f32 - 44.0) / 50.0)
+                .collect();
+            let want = naive(m, k, n, &a, &b);
+            for layout in [Layout::NN, Layout::TN, Layout::NT] {
+                let (a_in, b_in) = match layout {
+                    Layout::NN => (a.clone(), b.clone()),
+                    Layout::TN => (transpose(m, k, &a), b.clone()),
+                    Layout::NT => (a.clone(), transpose(k, n, &b)),
+                };
+                let mut c = vec![0.0; m * n];
+                matmul(layout, m, k, n, &a_in, &b_in, &mut c, false);
+                let diff = c
+                    .iter()
+                    .zip(&want)
+                    .fold(0f32, |d, (x, y)| d.max((x - y).abs()));
+                assert!(diff < 1e-3, "{layout:?} {m}x{k}x{n}: {diff}");
+            }
+        }
     }
 
     #[test]
