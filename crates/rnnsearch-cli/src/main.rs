@@ -2,6 +2,7 @@
 //! (Bahdanau, Cho & Bengio 2014).
 
 mod attention;
+mod average;
 mod backend;
 mod bench;
 mod evaluate;
@@ -58,6 +59,12 @@ enum Command {
     /// batches of --batch-tokens / --tgt-len sentences, full training steps (forward,
     /// backward, clipping, Adam), or batched greedy / beam-5 search with --decode.
     Bench(bench::BenchArgs),
+    /// Average the weights of several checkpoints of a run into a new checkpoint
+    ///
+    /// The element-wise mean of the last --last step checkpoints (kept when the run was
+    /// trained with train.keep_checkpoints = N) or of the checkpoints named by --checkpoints,
+    /// saved as checkpoints/<--output>; translate with it by `--checkpoint <--output>`.
+    Average(average::AverageArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,5 +86,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Attention(args) => attention::run(args),
         Command::Plot(args) => attention::plot(args),
+        Command::Average(args) => average::run(args),
     }
 }

@@ -14,24 +14,6 @@ use rnnsearch_train::{Translation, Translator};
 use crate::backend::BackendArgs;
 use crate::output::Output;
 
-/// Which checkpoint of a run to load.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Checkpoint {
-    /// Best validation BLEU.
-    Best,
-    /// The most recent.
-    Last,
-}
-
-impl Checkpoint {
-    pub fn name(self) -> &'static str {
-        match self {
-            Checkpoint::Best => "best",
-            Checkpoint::Last => "last",
-        }
-    }
-}
-
 /// Format of the --alignments file.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum AlignmentFormat {
@@ -47,9 +29,9 @@ pub struct ModelArgs {
     /// Run directory of a trained model
     #[arg(long, value_name = "RUN_DIR")]
     pub model: PathBuf,
-    /// Checkpoint to load
-    #[arg(long, value_enum, default_value = "best")]
-    pub checkpoint: Checkpoint,
+    /// Checkpoint to load: best, last, a name given to `rnnsearch average`, or step-NNNNNNN
+    #[arg(long, value_name = "NAME", default_value = "best")]
+    pub checkpoint: String,
     /// Beam size, 1 for greedy [default: 5; for `attention`: 1]
     #[arg(long, value_name = "K")]
     pub beam: Option<usize>,
@@ -105,7 +87,7 @@ pub fn translate_lines(
         bail!("--nbest {nbest} needs --beam of at least {nbest}");
     }
     let device = args.backend.device()?;
-    let run = rundir::load(&args.model, args.checkpoint.name(), &device)?;
+    let run = rundir::load(&args.model, &args.checkpoint, &device)?;
     let search = SearchConfig {
         beam,
         alpha: args.alpha,
@@ -218,7 +200,7 @@ pub fn hypotheses_for_evaluate(args: &crate::evaluate::EvaluateArgs) -> Result<V
     };
     let model_args = ModelArgs {
         model: model.clone(),
-        checkpoint: args.checkpoint,
+        checkpoint: args.checkpoint.clone(),
         beam: Some(args.beam),
         alpha: 1.0,
         max_len_ratio: 2.0,

@@ -288,3 +288,68 @@ fn attention_figures_and_curves_are_drawn() {
         .unwrap()
         .contains("validation BLEU"));
 }
+
+/// `train.keep_checkpoints` keeps the last N step checkpoints; `average` makes a checkpoint
+/// that translates; too few checkpoints and unknown names are clear errors.
+#[test]
+fn averaged_checkpoints_translate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_dates_config(
+        dir.path(),
+        "epochs = 1\nmax_steps = 24\nvalid_every = 8\nkeep_checkpoints = 2",
+    );
+    let run_dir = dir.path().join("run");
+    let out = run(rnnsearch()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run_dir));
+    assert!(out.status.success());
+    let checkpoints = run_dir.join("checkpoints");
+    assert!(checkpoints.join("step-0000016").is_dir());
+    assert!(checkpoints.join("step-0000024").is_dir());
+    assert!(!checkpoints.join("step-0000008").exists());
+
+    let average = |extra: &[&str]| {
+        run(rnnsearch()
+            .args(["average", "--threads", "1", "--model"])
+            .arg(&run_dir)
+            .args(extra))
+    };
+    let too_many = average(&["--last", "3"]);
+    assert!(!too_many.status.success());
+    assert!(stderr(&too_many).contains("2 step checkpoints, need at least 3"));
+    assert!(average(&["--last", "2"]).status.success());
+    assert!(checkpoints.join("averaged/model.bpk").is_file());
+
+    let translate = |checkpoint: &str| {
+        let mut cmd = rnnsearch();
+        cmd.args([
+            "translate",
+            "--threads",
+            "1",
+            "--checkpoint",
+            checkpoint,
+            "--model",
+        ])
+        .arg(&run_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"9 May 2018\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let averaged = translate("averaged");
+    assert!(averaged.status.success(), "{}", stderr(&averaged));
+    assert_eq!(stdout(&averaged).lines().count(), 1);
+    let missing = translate("nosuch");
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("nosuch"));
+}

@@ -209,6 +209,43 @@ pub fn load_optimizer(checkpoint: &Path, optimizer: ModuleOptimizer) -> Result<M
     Ok(optimizer.load_record(record))
 }
 
+/// The name of the checkpoint kept for averaging at `step`.
+pub fn step_name(step: u64) -> String {
+    format!("step-{step:07}")
+}
+
+/// The step checkpoints under `dir`, oldest first.
+pub fn step_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut steps = Vec::new();
+    if !dir.is_dir() {
+        return Ok(steps);
+    }
+    for entry in fs::read_dir(dir).map_err(io_at(dir))? {
+        let path = entry.map_err(io_at(dir))?.path();
+        let step = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("step-"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(step) = step {
+            if path.join("model.bpk").is_file() && path.join("state.json").is_file() {
+                steps.push((step, path));
+            }
+        }
+    }
+    steps.sort();
+    Ok(steps)
+}
+
+/// Deletes all but the `keep` most recent step checkpoints under `dir`.
+pub fn prune_steps(dir: &Path, keep: usize) -> Result<()> {
+    let steps = step_checkpoints(dir)?;
+    for (_, path) in steps.iter().take(steps.len().saturating_sub(keep)) {
+        fs::remove_dir_all(path).map_err(io_at(path))?;
+    }
+    Ok(())
+}
+
 /// Name of the first parameter holding NaN or ±inf, if any.
 fn first_nonfinite(model: &Seq2Seq) -> Option<String> {
     struct Finder {

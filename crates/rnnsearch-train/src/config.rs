@@ -93,6 +93,9 @@ pub struct TrainConfig {
     pub samples: usize,
     /// `auto`, `burn` or `fused`: what computes the gradients.
     pub engine: Engine,
+    /// Also keep the weights of the last N validations as `checkpoints/step-NNNNNNN`, for
+    /// `rnnsearch average` (0: none).
+    pub keep_checkpoints: usize,
 }
 
 impl Default for TrainConfig {
@@ -123,6 +126,7 @@ impl Default for TrainConfig {
             alpha: 1.0,
             samples: 3,
             engine: Engine::Auto,
+            keep_checkpoints: 0,
         }
     }
 }

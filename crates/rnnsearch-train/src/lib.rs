@@ -1,6 +1,7 @@
 //! Training runs for rnnsearch: configuration, loss, checkpoints, the training loop and
 //! translation with a trained model.
 
+pub mod average;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

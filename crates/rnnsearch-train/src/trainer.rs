@@ -423,6 +423,11 @@ impl<'a> Trainer<'a> {
             self.save("best")?;
         }
         self.save("last")?;
+        if t.keep_checkpoints > 0 {
+            let name = checkpoint::step_name(self.state.step);
+            checkpoint::save(&self.checkpoints, &name, &self.model, None, &self.state)?;
+            checkpoint::prune_steps(&self.checkpoints, t.keep_checkpoints)?;
+        }
         if stop {
             self.log.line(
                 self.progress.as_ref(),
