@@ -8,7 +8,8 @@
 #   TORCH_PY      python with torch (default: ~/.venvs/torchref/bin/python; see the anchors README)
 #   ANCHORS       folder holding torch_ref.py (default: ../shared/anchors)
 #   THREADS       threads for both tools (default: 2)
-#   STEPS         timed training steps (default: 20; torch_ref gets the same)
+#   STEPS         timed training steps at the multi30k size (default: 20; a quarter of that at
+#                 the paper size, whose steps take ~25 times longer; torch_ref gets the same)
 #   SKIP_BUILD=1  use the existing release binary
 # Run it on a quiet machine: with OpenMP busy-waiting, torch slows down many times when another
 # process holds a core. Prints one line per measurement and the rnnsearch/PyTorch ratios.
@@ -47,26 +48,28 @@ ratio() { awk -v a="${FIGURE[$1]}" -v b="${FIGURE[$2]}" 'BEGIN { printf "%.2f", 
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); threads=$THREADS; $(date -u +%F)"
 for size in "${SIZES[@]}"; do
+    steps=$STEPS batches=10
     case $size in
         multi30k) dims=(--vocab 8000 --emb 256 --hidden 256 --att 256) ;;
         # the paper: embeddings 620, 1000 units per direction and in the decoder, attention 1000;
         # maxout = --emb units (torch_ref has no separate maxout size), vocabulary 8000
-        paper) dims=(--vocab 8000 --emb 620 --hidden 1000 --att 1000) ;;
+        paper) dims=(--vocab 8000 --emb 620 --hidden 1000 --att 1000); steps=$(( STEPS / 4 > 2 ? STEPS / 4 : 2 )) batches=3 ;;
         *) echo "error: unknown size $size (multi30k or paper)" >&2; exit 1 ;;
     esac
     shape=(--batch-tokens 2000)
     echo "== $size: ${dims[*]} ${shape[*]}, 16 → 16 tokens"
     measure "$size torch train" "$TORCH_PY" "$ANCHORS/torch_ref.py" --bench --threads "$THREADS" "${dims[@]}" "${shape[@]}" \
-        --bench-src-len 16 --bench-tgt-len 16 --bench-steps "$STEPS"
+        --bench-src-len 16 --bench-tgt-len 16 --bench-steps "$steps" --bench-warmup 2
     measure "$size rnnsearch train fused" "$BIN" bench --threads "$THREADS" "${dims[@]}" "${shape[@]}" \
-        --src-len 16 --tgt-len 16 --steps "$STEPS" --engine fused
+        --src-len 16 --tgt-len 16 --steps "$steps" --warmup 2 --engine fused
     measure "$size rnnsearch train burn" "$BIN" bench --threads "$THREADS" "${dims[@]}" "${shape[@]}" \
-        --src-len 16 --tgt-len 16 --steps "$((STEPS / 2))" --engine burn
+        --src-len 16 --tgt-len 16 --steps "$(( steps / 2 > 2 ? steps / 2 : 2 ))" --warmup 1 --engine burn
     for decode in greedy beam5; do
         measure "$size torch $decode" "$TORCH_PY" scripts/torch-decode-bench.py --anchors "$ANCHORS" \
-            --decode "$decode" --threads "$THREADS" "${dims[@]}" "${shape[@]}" --src-len 16 --tgt-len 16
+            --decode "$decode" --threads "$THREADS" "${dims[@]}" "${shape[@]}" --src-len 16 --tgt-len 16 \
+            --batches "$batches"
         measure "$size rnnsearch $decode" "$BIN" bench --threads "$THREADS" "${dims[@]}" "${shape[@]}" \
-            --src-len 16 --tgt-len 16 --decode "$decode"
+            --src-len 16 --tgt-len 16 --decode "$decode" --steps "$batches" --warmup 1
     done
     echo "ratios rnnsearch/PyTorch ($size): train fused $(ratio "$size rnnsearch train fused" "$size torch train")×," \
         "train burn $(ratio "$size rnnsearch train burn" "$size torch train")×," \
