@@ -182,6 +182,32 @@ struct Beam {
 /// best continuations are ranked; those that end in `</s>` within the top K are set aside as
 /// finished, and the K best others continue. A sentence is done once it has K finished
 /// hypotheses or reaches its length limit, where its live beams are finished as they stand.
+/// The `width` largest values of each row of `scores` (`[rows, cols]`) and their column
+/// indices, largest first (ties: lower index first).
+///
+/// One pass over each row keeping a small sorted list: burn's `topk` sorts whole rows (K·V
+/// candidates per sentence), which took most of a beam search's time.
+fn top_k_rows(scores: &[f32], cols: usize, width: usize) -> (Vec<f32>, Vec<u32>) {
+    let rows = scores.len() / cols;
+    let mut values = Vec::with_capacity(rows * width);
+    let mut indices = Vec::with_capacity(rows * width);
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
+    for row in scores.chunks_exact(cols) {
+        best.clear();
+        for (j, &v) in row.iter().enumerate() {
+            if best.len() == width && v.total_cmp(&best[width - 1].0).is_le() {
+                continue;
+            }
+            let at = best.partition_point(|&(b, _)| b.total_cmp(&v).is_ge());
+            best.insert(at, (v, j as u32));
+            best.truncate(width);
+        }
+        values.extend(best.iter().map(|&(v, _)| v));
+        indices.extend(best.iter().map(|&(_, j)| j));
+    }
+    (values, indices)
+}
+
 pub fn beam_search(
     model: &Seq2Seq,
     source: Tensor<2, Int>,
@@ -242,9 +268,7 @@ pub fn beam_search(
         let running = Tensor::<2>::from_data(TensorData::new(running, [batch * k, 1]), &device);
         let candidates = (log_probs + running).reshape([batch, k * vocab]);
         let width = (2 * k).min(k * vocab);
-        let (top_scores, top_index) = candidates.topk_with_indices(width, 1);
-        let top_scores = to_vec_f32(top_scores);
-        let top_index = to_vec_u32(top_index);
+        let (top_scores, top_index) = top_k_rows(&to_vec_f32(candidates), k * vocab, width);
         let alignment = config
             .alignments
             .then(|| to_vec_f32(step.alignment_weights));
@@ -317,4 +341,33 @@ pub fn beam_search(
             hyps
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_rows_matches_a_full_sort() {
+        let cols = 37;
+        let scores: Vec<f32> = (0..3 * cols)
+            .map(|i| {
+                if i % 11 == 0 {
+                    f32::NEG_INFINITY
+                } else {
+                    ((i * 7919) % 101) as f32 - 50.0
+                }
+            })
+            .collect();
+        let (values, indices) = top_k_rows(&scores, cols, 6);
+        for (r, row) in scores.chunks_exact(cols).enumerate() {
+            let mut order: Vec<usize> = (0..cols).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+            let want: Vec<u32> = order[..6].iter().map(|&j| j as u32).collect();
+            assert_eq!(&indices[r * 6..(r + 1) * 6], want.as_slice());
+            for (v, &j) in values[r * 6..(r + 1) * 6].iter().zip(&want) {
+                assert_eq!(*v, row[j as usize]);
+            }
+        }
+    }
 }
