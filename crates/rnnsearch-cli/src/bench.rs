@@ -9,7 +9,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::ValueEnum;
 use rnnsearch_data::Batch;
-use rnnsearch_model::{search, ModelConfig, SearchConfig};
+use rnnsearch_model::{search, search_with, ModelConfig, SearchConfig};
+use rnnsearch_train::fused::{FusedSteps, FusedWeights};
 use rnnsearch_train::{adam, optimize_step, use_fused, StepSetup, TrainConfig};
 
 use crate::backend::{BackendArgs, EngineArg};
@@ -61,7 +62,8 @@ pub struct BenchArgs {
     /// Measure translation sentences/s instead of training tokens/s
     #[arg(long, value_enum)]
     decode: Option<Decode>,
-    /// What computes the gradients (as the config key train.engine)
+    /// What computes the gradients (as the config key train.engine), or with --decode the
+    /// search's forward pass (as `translate --engine`)
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     engine: EngineArg,
 }
@@ -169,11 +171,16 @@ fn bench_decoding(
 ) -> Result<ExitCode> {
     device.seed(1);
     let model = config.init(args.vocab, args.vocab, &device);
-    let ids: Vec<i64> = random_ids(batch * args.src_len, args.vocab, seed)
-        .into_iter()
-        .map(i64::from)
-        .collect();
-    let source = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, args.src_len]), &device);
+    let fused = use_fused(args.backend.engine(args.engine), config)?;
+    let weights = fused.then(|| FusedWeights::of(&model));
+    let ids = random_ids(batch * args.src_len, args.vocab, seed);
+    let source = Tensor::<2, Int>::from_data(
+        TensorData::new(
+            ids.iter().map(|&t| i64::from(t)).collect(),
+            [batch, args.src_len],
+        ),
+        &device,
+    );
     let lengths = vec![args.src_len; batch];
     let search_config = SearchConfig {
         beam: match decode {
@@ -184,26 +191,38 @@ fn bench_decoding(
         max_len_ratio: args.tgt_len.saturating_sub(5) as f64 / args.src_len as f64,
         ..SearchConfig::default()
     };
+    let translate = || match &weights {
+        Some(weights) => {
+            let rows = search_config.rows_per_sentence();
+            search_with(
+                &mut FusedSteps::new(weights, &ids, &lengths, rows),
+                &lengths,
+                &search_config,
+            )
+        }
+        None => search(&model, source.clone(), &lengths, &search_config),
+    };
     for _ in 0..args.warmup.min(2) {
-        search(&model, source.clone(), &lengths, &search_config);
+        translate();
     }
     let started = Instant::now();
     let mut sentences = 0usize;
     let mut produced = 0usize;
     for _ in 0..args.steps {
-        let out = search(&model, source.clone(), &lengths, &search_config);
+        let out = translate();
         sentences += out.len();
         produced += out.iter().map(|h| h[0].tokens.len()).sum::<usize>();
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "bench: {:.1} sentences/s {:?}  ({} batches of {batch}, src_len={}, mean output {:.1} tokens, {:.1} ms/batch)",
+        "bench: {:.1} sentences/s {:?}  ({} batches of {batch}, src_len={}, mean output {:.1} tokens, {:.1} ms/batch, {} forward pass)",
         sentences as f64 / secs,
         decode,
         args.steps,
         args.src_len,
         produced as f64 / sentences.max(1) as f64,
-        1000.0 * secs / args.steps.max(1) as f64
+        1000.0 * secs / args.steps.max(1) as f64,
+        if fused { "fused" } else { "burn" }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -8,10 +8,10 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use rnnsearch_model::{Hypothesis, SearchConfig};
-use rnnsearch_train::rundir;
+use rnnsearch_train::{rundir, use_fused};
 use rnnsearch_train::{Translation, Translator};
 
-use crate::backend::BackendArgs;
+use crate::backend::{BackendArgs, EngineArg};
 use crate::output::Output;
 
 /// Format of the --alignments file.
@@ -44,6 +44,10 @@ pub struct ModelArgs {
     /// Source tokens per batch
     #[arg(long, value_name = "N", default_value_t = 4000)]
     pub batch_tokens: usize,
+    /// What runs the search's forward pass: `fused` (the hand-written CPU pass) where it covers
+    /// the model and the backend is a CPU one, else the burn model
+    #[arg(long, value_enum, default_value = "auto")]
+    pub engine: EngineArg,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -95,12 +99,8 @@ pub fn translate_lines(
         nbest: nbest.max(1),
         alignments,
     };
-    let translator = Translator {
-        model: &run.model,
-        src_vocab: &run.src_vocab,
-        tgt_vocab: &run.tgt_vocab,
-        device,
-    };
+    let fused = use_fused(args.backend.engine(args.engine), &run.config.model)?;
+    let translator = Translator::new(&run.model, &run.src_vocab, &run.tgt_vocab, device, fused);
     let max_len = run.config.data.max_len;
     let too_long = lines
         .iter()
@@ -205,6 +205,7 @@ pub fn hypotheses_for_evaluate(args: &crate::evaluate::EvaluateArgs) -> Result<V
         alpha: 1.0,
         max_len_ratio: 2.0,
         batch_tokens: 4000,
+        engine: EngineArg::Auto,
         backend: BackendArgs {
             backend: args.backend,
             threads: args.threads,

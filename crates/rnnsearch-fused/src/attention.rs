@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::linalg::tanh;
+use crate::linalg::{dot, exp, tanh};
 
 /// The shapes of one step: batch, src_len, annotation size 2n, attention size a.
 #[derive(Clone, Copy, Debug)]
@@ -54,18 +54,16 @@ pub fn forward(
             for j in 0..len {
                 let k = &keys[(b * s + j) * a..(b * s + j + 1) * a];
                 let hid = &mut hidden[j * a..(j + 1) * a];
-                let mut e = 0.0;
-                for p in 0..a {
-                    let t = tanh(k[p] + q[p]);
-                    hid[p] = t;
-                    e += t * energy[p];
-                }
+                hid.iter_mut()
+                    .zip(k.iter().zip(q))
+                    .for_each(|(t, (k, q))| *t = tanh(k + q));
+                let e = dot(hid, energy);
                 alpha[j] = e;
                 max = max.max(e);
             }
             let mut sum = 0.0;
             for e in &mut alpha[..len] {
-                *e = (*e - max).exp();
+                *e = exp(*e - max);
                 sum += *e;
             }
             alpha[..len].iter_mut().for_each(|e| *e /= sum);
@@ -124,7 +122,7 @@ pub fn backward(
             let mut weighted = 0.0;
             for j in 0..len {
                 let h = &annotations[(b * s + j) * h2..(b * s + j + 1) * h2];
-                let da: f32 = h.iter().zip(dc).map(|(h, g)| h * g).sum();
+                let da = dot(h, dc);
                 d_alpha[j] = da;
                 weighted += alpha[j] * da;
                 let w = alpha[j];

@@ -42,6 +42,111 @@ fn fuse_recurrent(u: &[f32], w_a: &[f32], m: usize, a: usize) -> Vec<f32> {
     fused
 }
 
+/// One step of the recurrence at a time, with its buffers: [U s_{i-1} + c | W_a s_{i-1}] in one
+/// product, the alignment model, then the GRU.
+pub struct Stepper {
+    /// [U | W_a], `[m, 3m + a]`, and its bias [c | 0].
+    fused: Vec<f32>,
+    fused_bias: Vec<f32>,
+    shape: Shape,
+    m: usize,
+    e: usize,
+    projected: Vec<f32>,
+    recurrent: Vec<f32>,
+    input: Vec<f32>,
+}
+
+impl Stepper {
+    /// A stepper for `batch` rows over `src_len` source positions.
+    pub fn new(weights: &Weights, dims: &Dims, batch: usize, src_len: usize) -> Self {
+        let (m, a) = (dims.decoder_hidden, dims.attention);
+        let width = 3 * m + a;
+        let mut fused_bias = weights.decoder.c.to_vec();
+        fused_bias.resize(width, 0.0);
+        Self {
+            fused: fuse_recurrent(weights.decoder.u, weights.query, m, a),
+            fused_bias,
+            shape: Shape {
+                batch,
+                src_len,
+                d_annotation: 2 * dims.hidden,
+                d_attention: a,
+            },
+            m,
+            e: dims.embedding,
+            projected: vec![0.0; batch * width],
+            recurrent: vec![0.0; batch * 3 * m],
+            input: vec![0.0; batch * 3 * m],
+        }
+    }
+
+    /// s_i from s_{i-1} (`s`, `[batch, m]`) and the embedding side of the GRU's input
+    /// (`input_terms`, `[batch, 3m]`); writes s_i, c_i, α_i and the alignment model's hidden
+    /// layer (`[batch, src_len, a]`), and fills `cache`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        weights: &Weights,
+        annotations: &[f32],
+        keys: &[f32],
+        lengths: &[usize],
+        s: &[f32],
+        input_terms: &[f32],
+        s_next: &mut [f32],
+        context: &mut [f32],
+        alignment: &mut [f32],
+        hidden: &mut [f32],
+        cache: &mut StepCache,
+    ) {
+        let Shape {
+            batch,
+            d_annotation: h2,
+            ..
+        } = self.shape;
+        let (m, e) = (self.m, self.e);
+        let width = self.fused_bias.len();
+        matmul(
+            Layout::NN,
+            batch,
+            m,
+            width,
+            s,
+            &self.fused,
+            &mut self.projected,
+            false,
+        );
+        add_bias(&mut self.projected, &self.fused_bias);
+        attention::forward(
+            self.shape,
+            keys,
+            annotations,
+            lengths,
+            &self.projected,
+            width,
+            weights.energy,
+            hidden,
+            alignment,
+            context,
+        );
+        self.input.copy_from_slice(input_terms);
+        matmul(
+            Layout::NN,
+            batch,
+            h2,
+            3 * m,
+            context,
+            &weights.decoder.w[e * 3 * m..],
+            &mut self.input,
+            true,
+        );
+        for b in 0..batch {
+            self.recurrent[b * 3 * m..(b + 1) * 3 * m]
+                .copy_from_slice(&self.projected[b * width..b * width + 3 * m]);
+        }
+        gru::forward(&self.input, &self.recurrent, s, s_next, cache, m);
+    }
+}
+
 /// Runs the decoder over `tgt_len` steps from `initial_state`.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
@@ -56,83 +161,29 @@ pub fn forward(
     tgt_len: usize,
 ) -> DecoderCache {
     let batch = lengths.len();
-    let (m, a, h2, e) = (
-        dims.decoder_hidden,
-        dims.attention,
-        2 * dims.hidden,
-        dims.embedding,
-    );
-    let width = 3 * m + a;
-    let fused = fuse_recurrent(weights.decoder.u, weights.query, m, a);
-    let mut fused_bias = weights.decoder.c.to_vec();
-    fused_bias.resize(width, 0.0);
-    let context_weight = &weights.decoder.w[e * 3 * m..];
-    let shape = Shape {
-        batch,
-        src_len,
-        d_annotation: h2,
-        d_attention: a,
-    };
-
+    let (m, a, h2) = (dims.decoder_hidden, dims.attention, 2 * dims.hidden);
+    let mut stepper = Stepper::new(weights, dims, batch, src_len);
     let mut states = vec![0.0; (tgt_len + 1) * batch * m];
     states[..batch * m].copy_from_slice(initial_state);
     let mut contexts = vec![0.0; tgt_len * batch * h2];
     let mut alignment = vec![0.0; tgt_len * batch * src_len];
     let mut hidden = vec![0.0; tgt_len * batch * src_len * a];
     let mut steps = Vec::with_capacity(tgt_len);
-    let mut projected = vec![0.0; batch * width];
-    let mut recurrent = vec![0.0; batch * 3 * m];
-    let mut input = vec![0.0; batch * 3 * m];
     for i in 0..tgt_len {
         let (before, after) = states.split_at_mut((i + 1) * batch * m);
-        let s = &before[i * batch * m..];
-        matmul(
-            Layout::NN,
-            batch,
-            m,
-            width,
-            s,
-            &fused,
-            &mut projected,
-            false,
-        );
-        add_bias(&mut projected, &fused_bias);
-        let ctx = &mut contexts[i * batch * h2..(i + 1) * batch * h2];
-        attention::forward(
-            shape,
-            keys,
-            annotations,
-            lengths,
-            &projected,
-            width,
-            weights.energy,
-            &mut hidden[i * batch * src_len * a..(i + 1) * batch * src_len * a],
-            &mut alignment[i * batch * src_len..(i + 1) * batch * src_len],
-            ctx,
-        );
-        input.copy_from_slice(&input_terms[i * batch * 3 * m..(i + 1) * batch * 3 * m]);
-        matmul(
-            Layout::NN,
-            batch,
-            h2,
-            3 * m,
-            ctx,
-            context_weight,
-            &mut input,
-            true,
-        );
-        for b in 0..batch {
-            recurrent[b * 3 * m..(b + 1) * 3 * m]
-                .copy_from_slice(&projected[b * width..b * width + 3 * m]);
-        }
         let mut cache = StepCache::new(batch, m);
-        gru::forward(
-            &input,
-            &recurrent,
-            s,
+        stepper.step(
+            weights,
+            annotations,
+            keys,
+            lengths,
+            &before[i * batch * m..],
+            &input_terms[i * batch * 3 * m..(i + 1) * batch * 3 * m],
             &mut after[..batch * m],
+            &mut contexts[i * batch * h2..(i + 1) * batch * h2],
+            &mut alignment[i * batch * src_len..(i + 1) * batch * src_len],
+            &mut hidden[i * batch * src_len * a..(i + 1) * batch * src_len * a],
             &mut cache,
-            m,
         );
         steps.push(cache);
     }
@@ -142,7 +193,7 @@ pub fn forward(
         alignment,
         hidden,
         steps,
-        fused,
+        fused: stepper.fused,
     }
 }
 

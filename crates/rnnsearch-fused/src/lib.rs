@@ -7,6 +7,8 @@
 //! large matmuls (all positions at once wherever the recurrence allows, weight gradients as one
 //! product over all steps) plus fused element-wise loops, parallel over sentences.
 //!
+//! `inference` runs the same forward pass one output token at a time under the search.
+//!
 //! It covers the model family's default configuration (GRU cells, any number of bidirectional
 //! encoder layers, additive attention, the backward-first bridge, the maxout deep output,
 //! separate output matrix); `rnnsearch-train` uses it when a run's model is of that shape and
@@ -17,10 +19,12 @@ pub mod attention;
 pub mod decoder;
 pub mod encoder;
 pub mod gru;
+pub mod inference;
 pub mod linalg;
 pub mod output;
 pub mod step;
 
+pub use inference::Decoding;
 pub use step::{train_step, Batch, StepOptions, StepResult};
 
 /// Sizes of the model.

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::linalg::{add_bias, add_column_sums, matmul, Layout};
+use crate::linalg::{add_bias, add_column_sums, exp, matmul, max, sum, Layout};
 
 /// What the backward pass needs.
 pub struct OutputCache {
@@ -104,14 +104,11 @@ pub fn loss_and_gradient(
                 x.fill(0.0);
                 return LossSums::default();
             }
-            let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mean = x.iter().map(|&v| v as f64).sum::<f64>() / vocab as f64;
+            let max = max(x);
+            let mean = sum(x) as f64 / vocab as f64;
             let target = x[y];
-            let mut sum = 0.0f64;
-            for v in x.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v as f64;
-            }
+            x.iter_mut().for_each(|v| *v = exp(*v - max));
+            let sum = sum(x) as f64;
             let lse = max as f64 + sum.ln();
             let nll = lse - target as f64;
             let scale = (1.0 / sum) as f32;

@@ -4,7 +4,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::decoder;
-use crate::encoder::{layer_backward, layer_forward};
+use crate::encoder::{layer_backward, layer_forward, LayerCache};
 use crate::linalg::{add_bias, add_column_sums, matmul, tanh, Layout};
 use crate::output::{self, LossSums};
 use crate::{Dims, Grads, GruGrads, Weights};
@@ -80,13 +80,21 @@ impl Grads {
 }
 
 /// Inverted dropout masks (0 or 1/(1 − p)), drawn in a fixed order from one seed.
-struct Masks {
+pub(crate) struct Masks {
     rng: ChaCha8Rng,
     p: f32,
 }
 
 impl Masks {
-    fn next(&mut self, len: usize) -> Option<Vec<f32>> {
+    /// Masks of probability `p`, drawn from `seed`.
+    pub(crate) fn new(p: f32, seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            p,
+        }
+    }
+
+    pub(crate) fn next(&mut self, len: usize) -> Option<Vec<f32>> {
         if self.p <= 0.0 {
             return None;
         }
@@ -111,33 +119,41 @@ fn apply(x: &mut [f32], mask: &Option<Vec<f32>>) {
     }
 }
 
-/// Forward, label-smoothed loss and backward of one batch: the loss and every weight's gradient.
-pub fn train_step(
+/// What the encoder's forward pass leaves for the decoder and for the backward pass.
+pub(crate) struct EncoderForward {
+    /// h_j, `[batch, src_len, 2n]`, zero at padding.
+    pub annotations: Vec<f32>,
+    /// U_a h_j, `[batch, src_len, a]`.
+    pub keys: Vec<f32>,
+    /// ←h_1 per sentence, `[batch, n]`.
+    backward_first: Vec<f32>,
+    /// s_0 = tanh(W_s ←h_1 + b_s), `[batch, m]`.
+    pub initial_state: Vec<f32>,
+    source_mask: Option<Vec<f32>>,
+    layer_caches: Vec<LayerCache>,
+    layer_masks: Vec<Option<Vec<f32>>>,
+}
+
+/// Embeddings, the bidirectional layers, the keys and the bridge for `source` (`[batch,
+/// src_len]`, padded at the end).
+pub(crate) fn encode(
     weights: &Weights,
     dims: &Dims,
-    batch: &Batch,
-    options: &StepOptions,
-) -> StepResult {
-    let lengths = batch.source_lengths;
+    source: &[usize],
+    lengths: &[usize],
+    masks: &mut Masks,
+) -> EncoderForward {
     let b_size = lengths.len();
-    let src_len = batch.source.len() / b_size.max(1);
-    let tgt_len = batch.tgt_len;
-    let (e, n, m, a, l) = (
+    let src_len = source.len() / b_size.max(1);
+    let (e, n, m, a) = (
         dims.embedding,
         dims.hidden,
         dims.decoder_hidden,
         dims.attention,
-        dims.output,
     );
     let h2 = 2 * n;
-    let mut masks = Masks {
-        rng: ChaCha8Rng::seed_from_u64(options.seed),
-        p: options.dropout,
-    };
-
-    // Encoder: embeddings, then the bidirectional layers.
     let mut x = vec![0.0; b_size * src_len * e];
-    for (row, &token) in x.chunks_exact_mut(e).zip(batch.source) {
+    for (row, &token) in x.chunks_exact_mut(e).zip(source) {
         row.copy_from_slice(&weights.src_embedding[token * e..(token + 1) * e]);
     }
     let source_mask = masks.next(x.len());
@@ -194,6 +210,49 @@ pub fn train_step(
     );
     add_bias(&mut initial_state, weights.bridge_b);
     initial_state.iter_mut().for_each(|v| *v = tanh(*v));
+
+    EncoderForward {
+        annotations,
+        keys,
+        backward_first,
+        initial_state,
+        source_mask,
+        layer_caches,
+        layer_masks,
+    }
+}
+
+/// Forward, label-smoothed loss and backward of one batch: the loss and every weight's gradient.
+pub fn train_step(
+    weights: &Weights,
+    dims: &Dims,
+    batch: &Batch,
+    options: &StepOptions,
+) -> StepResult {
+    let lengths = batch.source_lengths;
+    let b_size = lengths.len();
+    let src_len = batch.source.len() / b_size.max(1);
+    let tgt_len = batch.tgt_len;
+    let (e, n, m, a, l) = (
+        dims.embedding,
+        dims.hidden,
+        dims.decoder_hidden,
+        dims.attention,
+        dims.output,
+    );
+    let h2 = 2 * n;
+    let mut masks = Masks::new(options.dropout, options.seed);
+
+    let EncoderForward {
+        annotations,
+        keys,
+        backward_first,
+        initial_state,
+        source_mask,
+        layer_caches,
+        layer_masks,
+    } = encode(weights, dims, batch.source, lengths, &mut masks);
+    let keep = |b: usize, j: usize| j < lengths[b];
 
     // Decoder inputs E y_{i-1}, time-major, and their part of the GRU's input side.
     let rows = tgt_len * b_size;

@@ -14,4 +14,6 @@ pub use cell::{CellKind, RecurrentState};
 pub use decoder::{Bridge, Decoder, DecoderConfig, DecoderStep, DeepOutput};
 pub use encoder::{Encoded, Encoder, EncoderConfig};
 pub use model::{ModelConfig, Seq2Seq, TeacherForced};
-pub use search::{beam_search, greedy, search, Hypothesis, SearchConfig};
+pub use search::{
+    search, search_with, BurnSteps, Hypothesis, SearchConfig, StepDecoder, StepScores,
+};

@@ -1,15 +1,18 @@
 //! Batched greedy and beam search.
 //!
-//! Both encode a batch once, then advance every sentence (× K beams) in one tensor pass per
-//! step through [`Decoder::step`]. [`search`] picks greedy for K < 2 and beam search otherwise;
-//! both return, per sentence, hypotheses best first.
+//! Both advance every sentence (× K beams) by one decoder step per call of a [`StepDecoder`]:
+//! the burn model ([`BurnSteps`], any backend) or, on the CPU, the hand-written forward pass of
+//! `rnnsearch-fused` (adapted in `rnnsearch-train`). The search itself (bookkeeping of
+//! hypotheses, top-k, length normalisation) runs on the host over each step's log-probabilities.
+//! [`search`] picks greedy for K < 2 and beam search otherwise; both return, per sentence,
+//! hypotheses best first.
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::attention::ProjectedAnnotations;
 use crate::cell::RecurrentState;
-use crate::decoder::Decoder;
+use crate::decoder::{Decoder, StepWeights};
 use crate::model::Seq2Seq;
 
 /// Ids the search needs from the target vocabulary.
@@ -43,6 +46,13 @@ impl Default for SearchConfig {
     }
 }
 
+impl SearchConfig {
+    /// Decoder rows per sentence: the beam size, or 1 for greedy.
+    pub fn rows_per_sentence(&self) -> usize {
+        self.beam.max(1)
+    }
+}
+
 /// One output of the search.
 #[derive(Clone, Debug, Default)]
 pub struct Hypothesis {
@@ -54,42 +64,128 @@ pub struct Hypothesis {
     pub alignment: Vec<Vec<f32>>,
 }
 
-/// Translates a padded batch (`[batch, src_len]`, with lengths): greedy when `beam < 2`,
-/// beam search otherwise. Returns, per sentence, up to `nbest` hypotheses, best first.
+/// What a decoder step gives the search, for every row (sentence × beam).
+pub struct StepScores {
+    /// log p(y_i | y_<i, x), `[rows, V]`.
+    pub log_probs: Vec<f32>,
+    /// α_i, `[rows, src_len]`, when asked for.
+    pub alignment: Option<Vec<f32>>,
+    /// Source positions (padded): the width of an alignment row.
+    pub src_len: usize,
+}
+
+/// A batch being decoded, `rows_per_sentence` rows per sentence, row r of sentence b at
+/// b · rows_per_sentence + r, every row starting from s_0.
+pub trait StepDecoder {
+    /// Advances every row by one token given each row's previous output (`<s>` at first).
+    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores;
+    /// Row r continues from the state of row `origin[r]` (always a row of the same sentence).
+    fn reorder(&mut self, origin: &[usize]);
+}
+
+/// The burn model as a [`StepDecoder`]: the encoder runs once, [`Decoder::step`] per step.
+pub struct BurnSteps<'m> {
+    model: &'m Seq2Seq,
+    projected: ProjectedAnnotations,
+    state: Option<RecurrentState<2>>,
+    weights: StepWeights,
+}
+
+impl<'m> BurnSteps<'m> {
+    /// Encodes a padded batch (`[batch, src_len]`, with lengths) and repeats every sentence
+    /// `rows_per_sentence` times.
+    pub fn new(
+        model: &'m Seq2Seq,
+        source: Tensor<2, Int>,
+        lengths: &[usize],
+        rows_per_sentence: usize,
+    ) -> Self {
+        let device = source.device();
+        let encoded = model.encode(source, lengths);
+        let decoder: &Decoder = &model.decoder;
+        let mut projected = decoder.attention.project(&encoded);
+        let mut state = decoder.initial_state(&encoded);
+        if rows_per_sentence > 1 {
+            let repeat: Vec<i64> = (0..lengths.len() * rows_per_sentence)
+                .map(|r| (r / rows_per_sentence) as i64)
+                .collect();
+            let repeat = Tensor::<1, Int>::from_data(
+                TensorData::new(repeat, [lengths.len() * rows_per_sentence]),
+                &device,
+            );
+            projected = projected.select(repeat.clone());
+            state = state.select(0, repeat);
+        }
+        Self {
+            model,
+            projected,
+            state: Some(state),
+            weights: decoder.step_weights(),
+        }
+    }
+}
+
+impl StepDecoder for BurnSteps<'_> {
+    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores {
+        let device = self.projected.padding.device();
+        let previous: Vec<i64> = previous.iter().map(|&t| t as i64).collect();
+        let rows = previous.len();
+        let previous = Tensor::<1, Int>::from_data(TensorData::new(previous, [rows]), &device);
+        let state = self.state.take().expect("a state between steps");
+        let step = self
+            .model
+            .decoder
+            .step(previous, state, &self.projected, &self.weights);
+        self.state = Some(step.state);
+        StepScores {
+            log_probs: to_vec_f32(log_softmax(step.logits.expect("step logits"), 1)),
+            alignment: alignments.then(|| to_vec_f32(step.alignment_weights)),
+            src_len: self.projected.padding.dims()[1],
+        }
+    }
+
+    fn reorder(&mut self, origin: &[usize]) {
+        let device = self.projected.padding.device();
+        let origin: Vec<i64> = origin.iter().map(|&r| r as i64).collect();
+        let rows = origin.len();
+        let origin = Tensor::<1, Int>::from_data(TensorData::new(origin, [rows]), &device);
+        let state = self.state.take().expect("a state between steps");
+        self.state = Some(state.select(0, origin));
+    }
+}
+
+/// Translates a padded batch (`[batch, src_len]`, with lengths) with the burn model: greedy
+/// when `beam < 2`, beam search otherwise. Returns, per sentence, up to `nbest` hypotheses,
+/// best first.
 pub fn search(
     model: &Seq2Seq,
     source: Tensor<2, Int>,
     lengths: &[usize],
     config: &SearchConfig,
 ) -> Vec<Vec<Hypothesis>> {
+    let mut decoder = BurnSteps::new(model, source, lengths, config.rows_per_sentence());
+    search_with(&mut decoder, lengths, config)
+}
+
+/// [`search`] over any [`StepDecoder`], made with [`SearchConfig::rows_per_sentence`] rows per
+/// sentence for the sentences of `lengths`.
+pub fn search_with(
+    decoder: &mut impl StepDecoder,
+    lengths: &[usize],
+    config: &SearchConfig,
+) -> Vec<Vec<Hypothesis>> {
     if config.beam < 2 {
-        greedy(model, source, lengths, config)
+        greedy(decoder, lengths, config)
             .into_iter()
             .map(|h| vec![h])
             .collect()
     } else {
-        beam_search(model, source, lengths, config)
+        beam_search(decoder, lengths, config)
     }
 }
 
 fn max_output_len(src_len: usize, ratio: f64) -> usize {
     (ratio * src_len as f64).ceil() as usize + 5
-}
-
-struct Prepared {
-    projected: ProjectedAnnotations,
-    state: RecurrentState<2>,
-    weights: crate::decoder::StepWeights,
-}
-
-fn prepare(model: &Seq2Seq, source: Tensor<2, Int>, lengths: &[usize]) -> Prepared {
-    let encoded = model.encode(source, lengths);
-    let decoder: &Decoder = &model.decoder;
-    Prepared {
-        projected: decoder.attention.project(&encoded),
-        state: decoder.initial_state(&encoded),
-        weights: decoder.step_weights(),
-    }
 }
 
 fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -99,71 +195,56 @@ fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("float tensor")
 }
 
-fn to_vec_u32<const D: usize>(t: Tensor<D, Int>) -> Vec<u32> {
-    t.into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .expect("int tensor")
-        .into_iter()
-        .map(|v| v as u32)
-        .collect()
+/// The largest value of a row and its index (the first one on ties).
+fn argmax(row: &[f32]) -> (f32, u32) {
+    let mut best = (f32::NEG_INFINITY, 0u32);
+    for (j, &v) in row.iter().enumerate() {
+        if v > best.0 {
+            best = (v, j as u32);
+        }
+    }
+    best
 }
 
 /// Batched greedy search: y_i = argmax p(y | y_<i, x) until `</s>` or the length limit.
-pub fn greedy(
-    model: &Seq2Seq,
-    source: Tensor<2, Int>,
+fn greedy(
+    decoder: &mut impl StepDecoder,
     lengths: &[usize],
     config: &SearchConfig,
 ) -> Vec<Hypothesis> {
-    let device = source.device();
     let batch = lengths.len();
     let limits: Vec<usize> = lengths
         .iter()
         .map(|&l| max_output_len(l, config.max_len_ratio))
         .collect();
     let longest = limits.iter().copied().max().unwrap_or(0);
-    let Prepared {
-        projected,
-        mut state,
-        weights,
-    } = prepare(model, source, lengths);
     let mut hyps = vec![Hypothesis::default(); batch];
     let mut done = vec![false; batch];
-    let mut previous =
-        Tensor::<1, Int>::from_data(TensorData::new(vec![BOS as i64; batch], [batch]), &device);
+    let mut previous = vec![BOS; batch];
     for i in 0..longest {
-        let step = model.decoder.step(previous, state, &projected, &weights);
-        state = step.state;
-        let log_probs = log_softmax(step.logits.expect("step logits"), 1);
-        let (best, index) = log_probs.max_dim_with_indices(1);
-        let tokens = to_vec_u32(index.clone());
-        let scores = to_vec_f32(best);
-        let alignment = config
-            .alignments
-            .then(|| to_vec_f32(step.alignment_weights));
-        let src_len = projected.padding.dims()[1];
+        let step = decoder.step(&previous, config.alignments);
+        let vocab = step.log_probs.len() / batch.max(1);
         for b in 0..batch {
             if done[b] {
                 continue;
             }
-            hyps[b].score += scores[b];
-            if let Some(a) = &alignment {
-                hyps[b]
-                    .alignment
-                    .push(a[b * src_len..b * src_len + lengths[b]].to_vec());
+            let (score, token) = argmax(&step.log_probs[b * vocab..(b + 1) * vocab]);
+            hyps[b].score += score;
+            if let Some(a) = &step.alignment {
+                let at = b * step.src_len;
+                hyps[b].alignment.push(a[at..at + lengths[b]].to_vec());
             }
-            if tokens[b] == EOS {
+            if token == EOS {
                 done[b] = true;
             } else {
-                hyps[b].tokens.push(tokens[b]);
+                hyps[b].tokens.push(token);
                 done[b] = i + 1 >= limits[b];
             }
+            previous[b] = token;
         }
         if done.iter().all(|&d| d) {
             break;
         }
-        previous = index.reshape([batch]);
     }
     hyps
 }
@@ -176,12 +257,6 @@ struct Beam {
     alignment: Vec<Vec<f32>>,
 }
 
-/// Batched beam search with length normalisation.
-///
-/// All sentences × K beams advance as one `[batch·K, ..]` tensor. Per step and sentence the 2K
-/// best continuations are ranked; those that end in `</s>` within the top K are set aside as
-/// finished, and the K best others continue. A sentence is done once it has K finished
-/// hypotheses or reaches its length limit, where its live beams are finished as they stand.
 /// The `width` largest values of each row of `scores` (`[rows, cols]`) and their column
 /// indices, largest first (ties: lower index first).
 ///
@@ -208,13 +283,17 @@ fn top_k_rows(scores: &[f32], cols: usize, width: usize) -> (Vec<f32>, Vec<u32>)
     (values, indices)
 }
 
-pub fn beam_search(
-    model: &Seq2Seq,
-    source: Tensor<2, Int>,
+/// Batched beam search with length normalisation.
+///
+/// All sentences × K beams advance together. Per step and sentence the 2K best continuations
+/// are ranked; those that end in `</s>` within the top K are set aside as finished, and the K
+/// best others continue. A sentence is done once it has K finished hypotheses or reaches its
+/// length limit, where its live beams are finished as they stand.
+fn beam_search(
+    decoder: &mut impl StepDecoder,
     lengths: &[usize],
     config: &SearchConfig,
 ) -> Vec<Vec<Hypothesis>> {
-    let device = source.device();
     let batch = lengths.len();
     let k = config.beam;
     let limits: Vec<usize> = lengths
@@ -222,17 +301,6 @@ pub fn beam_search(
         .map(|&l| max_output_len(l, config.max_len_ratio))
         .collect();
     let longest = limits.iter().copied().max().unwrap_or(0);
-    let Prepared {
-        projected,
-        state,
-        weights,
-    } = prepare(model, source, lengths);
-    let repeat: Vec<i64> = (0..batch * k).map(|r| (r / k) as i64).collect();
-    let repeat = Tensor::<1, Int>::from_data(TensorData::new(repeat, [batch * k]), &device);
-    let projected = projected.select(repeat.clone());
-    let mut state = state.select(0, repeat);
-    let src_len = projected.padding.dims()[1];
-
     // Only beam 0 of each sentence is live at the start; the others are copies of it.
     let mut beams: Vec<Vec<Beam>> = (0..batch)
         .map(|_| {
@@ -245,35 +313,34 @@ pub fn beam_search(
         .collect();
     let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); batch];
     let mut done = vec![false; batch];
-    let mut previous = vec![BOS as i64; batch * k];
+    let mut previous = vec![BOS; batch * k];
     let normalise = |log_prob: f32, len: usize| -> f32 {
         (log_prob as f64 / ((5.0 + len as f64) / 6.0).powf(config.alpha)) as f32
     };
 
     for i in 0..longest {
-        let prev =
-            Tensor::<1, Int>::from_data(TensorData::new(previous.clone(), [batch * k]), &device);
-        let step = model.decoder.step(prev, state, &projected, &weights);
-        let log_probs = log_softmax(step.logits.expect("step logits"), 1); // [batch·K, V]
-        let vocab = log_probs.dims()[1];
-        // Add each beam's running score; dead rows get -inf so they are never chosen.
-        let mut running = vec![f32::NEG_INFINITY; batch * k];
+        let step = decoder.step(&previous, config.alignments);
+        let src_len = step.src_len;
+        let mut candidates = step.log_probs; // [batch·K, V], then + each beam's running score
+        let vocab = candidates.len() / (batch * k);
         for (b, bs) in beams.iter().enumerate() {
-            if !done[b] {
-                for (j, beam) in bs.iter().enumerate() {
-                    running[b * k + j] = beam.log_prob;
-                }
+            for j in 0..k {
+                // Dead rows get -inf so they are never chosen.
+                let running = match bs.get(j) {
+                    Some(beam) if !done[b] => beam.log_prob,
+                    _ => f32::NEG_INFINITY,
+                };
+                let row = b * k + j;
+                candidates[row * vocab..(row + 1) * vocab]
+                    .iter_mut()
+                    .for_each(|v| *v += running);
             }
         }
-        let running = Tensor::<2>::from_data(TensorData::new(running, [batch * k, 1]), &device);
-        let candidates = (log_probs + running).reshape([batch, k * vocab]);
         let width = (2 * k).min(k * vocab);
-        let (top_scores, top_index) = top_k_rows(&to_vec_f32(candidates), k * vocab, width);
-        let alignment = config
-            .alignments
-            .then(|| to_vec_f32(step.alignment_weights));
+        let (top_scores, top_index) = top_k_rows(&candidates, k * vocab, width);
+        let alignment = step.alignment;
 
-        let mut origin = vec![0i64; batch * k];
+        let mut origin = vec![0usize; batch * k];
         let mut next_beams: Vec<Vec<Beam>> = vec![Vec::new(); batch];
         for b in 0..batch {
             if done[b] {
@@ -305,8 +372,8 @@ pub fn beam_search(
                 }
                 let mut tokens = parent.tokens.clone();
                 tokens.push(token);
-                origin[b * k + next_beams[b].len()] = (b * k + from) as i64;
-                previous[b * k + next_beams[b].len()] = token as i64;
+                origin[b * k + next_beams[b].len()] = b * k + from;
+                previous[b * k + next_beams[b].len()] = token;
                 next_beams[b].push(Beam {
                     tokens,
                     log_prob: score,
@@ -330,8 +397,7 @@ pub fn beam_search(
         if done.iter().all(|&d| d) {
             break;
         }
-        let origin = Tensor::<1, Int>::from_data(TensorData::new(origin, [batch * k]), &device);
-        state = step.state.select(0, origin);
+        decoder.reorder(&origin);
     }
     finished
         .into_iter()

@@ -1,14 +1,17 @@
-//! Gradients through `rnnsearch-fused`, the hand-written CPU training step, for models of the
-//! shape it covers. The weights are read from the burn model and the gradients handed back as
-//! burn tensors, so the optimiser, clipping, checkpoints and search stay the same.
+//! Gradients through `rnnsearch-fused`, the hand-written CPU training step, and its forward pass
+//! under the search, for models of the shape it covers. The weights are read from the burn model
+//! and the gradients handed back as burn tensors, so the optimiser, clipping and checkpoints stay
+//! the same.
 
 use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use rnnsearch_data::Batch;
-use rnnsearch_fused::{Dims, GruGrads, GruWeights, StepOptions, Weights};
+use rnnsearch_fused::{Decoding, Dims, GruGrads, GruWeights, StepOptions, Weights};
 use rnnsearch_model::cell::Cell;
-use rnnsearch_model::{Bridge, CellKind, DeepOutput, ModelConfig, Scorer, Seq2Seq};
+use rnnsearch_model::{
+    Bridge, CellKind, DeepOutput, ModelConfig, Scorer, Seq2Seq, StepDecoder, StepScores,
+};
 
 /// Why `rnnsearch-fused` cannot run this model, or None when it can.
 pub fn unsupported(model: &ModelConfig) -> Option<String> {
@@ -96,6 +99,145 @@ fn register_cell(grads: &mut GradientsParams, cell: &Cell, g: GruGrads) {
     register(grads, &cell.recurrent_bias, g.c);
 }
 
+/// The weights of a burn model copied into plain buffers for `rnnsearch-fused`, with its sizes.
+pub struct FusedWeights {
+    dims: Dims,
+    src_embedding: Vec<f32>,
+    layers: Vec<[CellValues; 2]>,
+    bridge_w: Vec<f32>,
+    bridge_b: Vec<f32>,
+    key: Vec<f32>,
+    query: Vec<f32>,
+    energy: Vec<f32>,
+    tgt_embedding: Vec<f32>,
+    cell: CellValues,
+    deep_w: Vec<f32>,
+    deep_b: Vec<f32>,
+    out_w: Vec<f32>,
+    out_b: Vec<f32>,
+}
+
+impl FusedWeights {
+    /// Copies the weights of `model`, which must be one [`unsupported`] accepts.
+    pub fn of(model: &Seq2Seq) -> Self {
+        let encoder = &model.encoder;
+        let decoder = &model.decoder;
+        let attention = &decoder.attention;
+        let [src_vocab, embedding] = encoder.embedding.weight.dims();
+        let [tgt_vocab, _] = decoder.embedding.weight.dims();
+        let dims = Dims {
+            embedding,
+            hidden: encoder.layers[0].forward.d_hidden(),
+            layers: encoder.layers.len(),
+            decoder_hidden: decoder.cell.d_hidden(),
+            attention: attention
+                .query_layer
+                .as_ref()
+                .map(|w| w.dims()[1])
+                .expect("W_a"),
+            output: decoder.deep_output.dims()[1] / 2,
+            src_vocab,
+            tgt_vocab,
+        };
+        let weights = Self {
+            dims,
+            src_embedding: values(&encoder.embedding.weight),
+            layers: encoder
+                .layers
+                .iter()
+                .map(|l| [CellValues::of(&l.forward), CellValues::of(&l.backward)])
+                .collect(),
+            bridge_w: present(&decoder.bridge, "the bridge"),
+            bridge_b: present(&decoder.bridge_bias, "the bridge bias"),
+            key: present(&attention.key_layer, "U_a"),
+            query: present(&attention.query_layer, "W_a"),
+            energy: present(&attention.energy_layer, "v_a"),
+            tgt_embedding: values(&decoder.embedding.weight),
+            cell: CellValues::of(&decoder.cell),
+            deep_w: values(&decoder.deep_output),
+            deep_b: values(&decoder.deep_output_bias),
+            out_w: present(&decoder.output_projection, "W_o"),
+            out_b: values(&decoder.output_bias),
+        };
+        if let Err(e) = dims.check(&weights.borrow()) {
+            panic!("rnnsearch-fused: {e}");
+        }
+        weights
+    }
+
+    /// The model's sizes.
+    pub fn dims(&self) -> &Dims {
+        &self.dims
+    }
+
+    /// The weights, borrowed in `rnnsearch-fused`'s layout.
+    pub fn borrow(&self) -> Weights<'_> {
+        Weights {
+            src_embedding: &self.src_embedding,
+            encoder: self
+                .layers
+                .iter()
+                .map(|[f, b]| [f.borrow(), b.borrow()])
+                .collect(),
+            bridge_w: &self.bridge_w,
+            bridge_b: &self.bridge_b,
+            key: &self.key,
+            query: &self.query,
+            energy: &self.energy,
+            tgt_embedding: &self.tgt_embedding,
+            decoder: self.cell.borrow(),
+            deep_w: &self.deep_w,
+            deep_b: &self.deep_b,
+            out_w: &self.out_w,
+            out_b: &self.out_b,
+        }
+    }
+}
+
+/// `rnnsearch-fused`'s forward pass under the search: a batch encoded once, then one decoder
+/// step per call for every sentence × beam.
+pub struct FusedSteps<'w> {
+    weights: &'w FusedWeights,
+    decoding: Decoding,
+}
+
+impl<'w> FusedSteps<'w> {
+    /// Encodes `rows` (token ids, each followed by `</s>`, as `lengths` says) and starts
+    /// `rows_per_sentence` decoder rows per sentence.
+    pub fn new(
+        weights: &'w FusedWeights,
+        source: &[u32],
+        lengths: &[usize],
+        rows_per_sentence: usize,
+    ) -> Self {
+        let source: Vec<usize> = source.iter().map(|&t| t as usize).collect();
+        let decoding = Decoding::new(
+            &weights.borrow(),
+            weights.dims(),
+            &source,
+            lengths,
+            rows_per_sentence,
+        );
+        Self { weights, decoding }
+    }
+}
+
+impl StepDecoder for FusedSteps<'_> {
+    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores {
+        let previous: Vec<usize> = previous.iter().map(|&t| t as usize).collect();
+        let (log_probs, alignment) = self.decoding.step(&self.weights.borrow(), &previous);
+        StepScores {
+            log_probs,
+            alignment: alignments.then_some(alignment),
+            src_len: self.decoding.src_len(),
+        }
+    }
+
+    fn reorder(&mut self, origin: &[usize]) {
+        self.decoding.reorder(origin);
+    }
+}
+
 /// Forward, loss and backward of `batch` through `rnnsearch-fused`.
 ///
 /// `dropout_seed` seeds the dropout masks; the model must be one [`unsupported`] accepts.
@@ -109,65 +251,8 @@ pub fn gradients(
     let encoder = &model.encoder;
     let decoder = &model.decoder;
     let attention = &decoder.attention;
-    let [src_vocab, embedding] = encoder.embedding.weight.dims();
-    let [tgt_vocab, _] = decoder.embedding.weight.dims();
-    let hidden = encoder.layers[0].forward.d_hidden();
-    let decoder_hidden = decoder.cell.d_hidden();
-    let attention_size = attention
-        .query_layer
-        .as_ref()
-        .map(|w| w.dims()[1])
-        .expect("W_a");
-    let output = decoder.deep_output.dims()[1] / 2;
-    let dims = Dims {
-        embedding,
-        hidden,
-        layers: encoder.layers.len(),
-        decoder_hidden,
-        attention: attention_size,
-        output,
-        src_vocab,
-        tgt_vocab,
-    };
-
-    let src_embedding = values(&encoder.embedding.weight);
-    let layers: Vec<[CellValues; 2]> = encoder
-        .layers
-        .iter()
-        .map(|l| [CellValues::of(&l.forward), CellValues::of(&l.backward)])
-        .collect();
-    let bridge_w = present(&decoder.bridge, "the bridge");
-    let bridge_b = present(&decoder.bridge_bias, "the bridge bias");
-    let key = present(&attention.key_layer, "U_a");
-    let query = present(&attention.query_layer, "W_a");
-    let energy = present(&attention.energy_layer, "v_a");
-    let tgt_embedding = values(&decoder.embedding.weight);
-    let cell = CellValues::of(&decoder.cell);
-    let deep_w = values(&decoder.deep_output);
-    let deep_b = values(&decoder.deep_output_bias);
-    let out_w = present(&decoder.output_projection, "W_o");
-    let out_b = values(&decoder.output_bias);
-    let weights = Weights {
-        src_embedding: &src_embedding,
-        encoder: layers
-            .iter()
-            .map(|[f, b]| [f.borrow(), b.borrow()])
-            .collect(),
-        bridge_w: &bridge_w,
-        bridge_b: &bridge_b,
-        key: &key,
-        query: &query,
-        energy: &energy,
-        tgt_embedding: &tgt_embedding,
-        decoder: cell.borrow(),
-        deep_w: &deep_w,
-        deep_b: &deep_b,
-        out_w: &out_w,
-        out_b: &out_b,
-    };
-    if let Err(e) = dims.check(&weights) {
-        panic!("rnnsearch-fused: {e}");
-    }
+    let values = FusedWeights::of(model);
+    let (weights, dims) = (values.borrow(), *values.dims());
 
     let ids = |v: &[u32]| -> Vec<usize> { v.iter().map(|&x| x as usize).collect() };
     let (source, target_in, target_out) =
@@ -321,6 +406,74 @@ mod tests {
                     w.len()
                 );
             }
+        }
+    }
+
+    /// The fused forward pass under the search gives the burn model's log-probabilities,
+    /// alignments and translations, greedy and beam, over a padded batch.
+    #[test]
+    fn fused_search_equals_burn_search() {
+        use rnnsearch_model::{search, search_with, BurnSteps, SearchConfig};
+
+        let device = Device::flex();
+        device.seed(11);
+        let config = ModelConfig {
+            encoder_layers: 2,
+            embedding: 6,
+            hidden: 5,
+            decoder_hidden: 7,
+            attention: 4,
+            output: 3,
+            dropout: 0.0,
+            embedding_init_std: 1.0,
+            ..ModelConfig::default()
+        };
+        let model = config.init(13, 11, &device);
+        let weights = FusedWeights::of(&model);
+        let batch = batch();
+        let (src, lengths) = (&batch.src, &batch.src_lengths);
+        let source = Tensor::from_data(
+            TensorData::new(src.iter().map(|&t| t as i64).collect(), [3, 5]),
+            &device,
+        );
+
+        // One step with 2 rows per sentence, reordered, then another.
+        let mut burn = BurnSteps::new(&model, source.clone(), lengths, 2);
+        let mut fused = FusedSteps::new(&weights, src, lengths, 2);
+        let mut previous = vec![2u32; 6];
+        for origin in [[1, 0, 2, 2, 5, 4], [0, 1, 3, 2, 4, 4]] {
+            let (b, f) = (burn.step(&previous, true), fused.step(&previous, true));
+            let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(a, b)| (a - b).abs() < 1e-4);
+            assert!(
+                close(&b.log_probs, &f.log_probs),
+                "log-probabilities differ"
+            );
+            assert!(
+                close(&b.alignment.unwrap(), &f.alignment.unwrap()),
+                "α differs"
+            );
+            burn.reorder(&origin);
+            fused.reorder(&origin);
+            previous = vec![4, 5, 6, 7, 8, 9];
+        }
+
+        for beam in [1, 3] {
+            let search_config = SearchConfig {
+                beam,
+                nbest: beam,
+                alignments: true,
+                ..SearchConfig::default()
+            };
+            let want = search(&model, source.clone(), lengths, &search_config);
+            let mut steps =
+                FusedSteps::new(&weights, src, lengths, search_config.rows_per_sentence());
+            let got = search_with(&mut steps, lengths, &search_config);
+            for (w, g) in want.iter().flatten().zip(got.iter().flatten()) {
+                assert_eq!(w.tokens, g.tokens, "beam {beam}");
+                assert!((w.score - g.score).abs() < 1e-4, "beam {beam}");
+                assert_eq!(w.alignment.len(), g.alignment.len());
+            }
+            assert_eq!(want.iter().flatten().count(), got.iter().flatten().count());
         }
     }
 

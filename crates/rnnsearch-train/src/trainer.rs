@@ -476,12 +476,13 @@ impl<'a> Trainer<'a> {
     }
 
     fn translate_split(&self, model: &Seq2Seq, sources: &[String], beam: usize) -> Vec<String> {
-        let translator = Translator {
+        let translator = Translator::new(
             model,
-            src_vocab: &self.data.src_vocab,
-            tgt_vocab: &self.data.tgt_vocab,
-            device: self.options.device.clone(),
-        };
+            &self.data.src_vocab,
+            &self.data.tgt_vocab,
+            self.options.device.clone(),
+            self.fused,
+        );
         let search = SearchConfig {
             beam,
             alpha: self.config.train.alpha,

@@ -1,0 +1,173 @@
+//! The forward pass one output token at a time, for translation: encode a batch once, then
+//! advance every row (sentence × beam) by one decoder step per call. The search itself (greedy,
+//! beam) lives in `rnnsearch-model`; this is the fast CPU path under it.
+//!
+//! log p(y_i | y_<i, x) = log_softmax(W_o maxout(U_o s_i + C_o c_i + V_o E y_{i-1} + b_o) + b).
+
+use rayon::prelude::*;
+
+use crate::decoder::Stepper;
+use crate::gru::StepCache;
+use crate::linalg::{add_bias, exp, matmul, max, sum, Layout};
+use crate::output;
+use crate::step::{encode, Masks};
+use crate::{Dims, Weights};
+
+/// A batch being decoded: the annotations and keys of every row, and the decoder states.
+pub struct Decoding {
+    dims: Dims,
+    rows: usize,
+    src_len: usize,
+    /// Source length of every row.
+    lengths: Vec<usize>,
+    /// h_j per row, `[rows, src_len, 2n]`.
+    annotations: Vec<f32>,
+    /// U_a h_j per row, `[rows, src_len, a]`.
+    keys: Vec<f32>,
+    /// s_{i-1} per row, `[rows, m]`.
+    states: Vec<f32>,
+    stepper: Stepper,
+    hidden: Vec<f32>,
+    cache: StepCache,
+}
+
+/// Each `[·, width]` row of `x` repeated `copies` times in place.
+fn repeat_rows(x: &[f32], width: usize, copies: usize) -> Vec<f32> {
+    if copies == 1 {
+        return x.to_vec();
+    }
+    let mut out = Vec::with_capacity(x.len() * copies);
+    for row in x.chunks_exact(width) {
+        for _ in 0..copies {
+            out.extend_from_slice(row);
+        }
+    }
+    out
+}
+
+/// Replaces each row of `x` (`[rows, vocab]`) with its log-softmax.
+fn log_softmax_rows(x: &mut [f32], vocab: usize) {
+    x.par_chunks_mut(vocab).for_each(|row| {
+        let max = max(row);
+        let shifted: Vec<f32> = row.iter().map(|&v| exp(v - max)).collect();
+        let lse = max + sum(&shifted).ln();
+        row.iter_mut().for_each(|v| *v -= lse);
+    });
+}
+
+impl Decoding {
+    /// Encodes `source` (`[batch, src_len]` ids, padded at the end, with `lengths`) and starts
+    /// `copies` rows per sentence (the beam size; 1 for greedy) from s_0.
+    pub fn new(
+        weights: &Weights,
+        dims: &Dims,
+        source: &[usize],
+        lengths: &[usize],
+        copies: usize,
+    ) -> Self {
+        let batch = lengths.len();
+        let src_len = source.len() / batch.max(1);
+        let encoded = encode(weights, dims, source, lengths, &mut Masks::new(0.0, 0));
+        let rows = batch * copies;
+        let (m, a, h2) = (dims.decoder_hidden, dims.attention, 2 * dims.hidden);
+        Self {
+            dims: *dims,
+            rows,
+            src_len,
+            lengths: lengths
+                .iter()
+                .flat_map(|&l| std::iter::repeat_n(l, copies))
+                .collect(),
+            annotations: repeat_rows(&encoded.annotations, src_len * h2, copies),
+            keys: repeat_rows(&encoded.keys, src_len * a, copies),
+            states: repeat_rows(&encoded.initial_state, m, copies),
+            stepper: Stepper::new(weights, dims, rows, src_len),
+            hidden: vec![0.0; rows * src_len * a],
+            cache: StepCache::new(rows, m),
+        }
+    }
+
+    /// Source positions of the batch (the width of an alignment row).
+    pub fn src_len(&self) -> usize {
+        self.src_len
+    }
+
+    /// Advances every row by one token, `previous` being each row's last output (`<s>` at
+    /// first). Returns log p(y_i | y_<i, x), `[rows, V]`, and α_i, `[rows, src_len]`.
+    pub fn step(&mut self, weights: &Weights, previous: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        let Dims {
+            embedding: e,
+            decoder_hidden: m,
+            output: l,
+            ..
+        } = self.dims;
+        let (rows, h2) = (self.rows, 2 * self.dims.hidden);
+        assert_eq!(previous.len(), rows, "one previous token per row");
+
+        let mut embedded = vec![0.0; rows * e];
+        for (row, &token) in embedded.chunks_exact_mut(e).zip(previous) {
+            row.copy_from_slice(&weights.tgt_embedding[token * e..(token + 1) * e]);
+        }
+        let mut input_terms = vec![0.0; rows * 3 * m];
+        matmul(
+            Layout::NN,
+            rows,
+            e,
+            3 * m,
+            &embedded,
+            &weights.decoder.w[..e * 3 * m],
+            &mut input_terms,
+            false,
+        );
+        add_bias(&mut input_terms, weights.decoder.b);
+
+        let mut next = vec![0.0; rows * m];
+        let mut context = vec![0.0; rows * h2];
+        let mut alignment = vec![0.0; rows * self.src_len];
+        self.stepper.step(
+            weights,
+            &self.annotations,
+            &self.keys,
+            &self.lengths,
+            &self.states,
+            &input_terms,
+            &mut next,
+            &mut context,
+            &mut alignment,
+            &mut self.hidden,
+            &mut self.cache,
+        );
+
+        let d_features = m + h2 + e;
+        let mut features = vec![0.0; rows * d_features];
+        for (r, row) in features.chunks_exact_mut(d_features).enumerate() {
+            row[..m].copy_from_slice(&next[r * m..(r + 1) * m]);
+            row[m..m + h2].copy_from_slice(&context[r * h2..(r + 1) * h2]);
+            row[m + h2..].copy_from_slice(&embedded[r * e..(r + 1) * e]);
+        }
+        let (mut log_probs, _) = output::forward(
+            features,
+            d_features,
+            weights.deep_w,
+            weights.deep_b,
+            weights.out_w,
+            weights.out_b,
+            l,
+            None,
+        );
+        log_softmax_rows(&mut log_probs, self.dims.tgt_vocab);
+        self.states = next;
+        (log_probs, alignment)
+    }
+
+    /// Row r continues from the state of row `origin[r]` (beam search keeps the best
+    /// continuations; rows of one sentence share its source, so only the states move).
+    pub fn reorder(&mut self, origin: &[usize]) {
+        let m = self.dims.decoder_hidden;
+        let mut states = vec![0.0; self.states.len()];
+        for (row, &from) in states.chunks_exact_mut(m).zip(origin) {
+            row.copy_from_slice(&self.states[from * m..(from + 1) * m]);
+        }
+        self.states = states;
+    }
+}
