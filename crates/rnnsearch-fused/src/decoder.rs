@@ -98,13 +98,15 @@ impl Stepper {
         hidden: &mut [f32],
         cache: &mut StepCache,
     ) {
-        let Shape {
-            batch,
-            d_annotation: h2,
-            ..
-        } = self.shape;
         let (m, e) = (self.m, self.e);
         let width = self.fused_bias.len();
+        // The batch may shrink between steps (finished sentences leave a search).
+        let batch = s.len() / m;
+        self.shape.batch = batch;
+        self.projected.resize(batch * width, 0.0);
+        self.recurrent.resize(batch * 3 * m, 0.0);
+        self.input.resize(batch * 3 * m, 0.0);
+        let h2 = self.shape.d_annotation;
         matmul(
             Layout::NN,
             batch,

@@ -160,6 +160,31 @@ impl Decoding {
         (log_probs, alignment)
     }
 
+    /// Keeps only `rows`, in that order: row r becomes old row `rows[r]` (sentences that are
+    /// done leave the batch, so later steps cost less).
+    pub fn retain(&mut self, rows: &[usize]) {
+        let Dims {
+            decoder_hidden: m,
+            attention: a,
+            ..
+        } = self.dims;
+        let (s, h2) = (self.src_len, 2 * self.dims.hidden);
+        let gather = |x: &[f32], width: usize| -> Vec<f32> {
+            let mut out = Vec::with_capacity(rows.len() * width);
+            for &r in rows {
+                out.extend_from_slice(&x[r * width..(r + 1) * width]);
+            }
+            out
+        };
+        self.states = gather(&self.states, m);
+        self.annotations = gather(&self.annotations, s * h2);
+        self.keys = gather(&self.keys, s * a);
+        self.lengths = rows.iter().map(|&r| self.lengths[r]).collect();
+        self.rows = rows.len();
+        self.hidden.truncate(self.rows * s * a);
+        self.cache = StepCache::new(self.rows, m);
+    }
+
     /// Row r continues from the state of row `origin[r]` (beam search keeps the best
     /// continuations; rows of one sentence share its source, so only the states move).
     pub fn reorder(&mut self, origin: &[usize]) {

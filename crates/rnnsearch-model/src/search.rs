@@ -81,6 +81,9 @@ pub trait StepDecoder {
     fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores;
     /// Row r continues from the state of row `origin[r]` (always a row of the same sentence).
     fn reorder(&mut self, origin: &[usize]);
+    /// Keeps only `rows`, in that order: later steps see `rows.len()` rows, row r being old row
+    /// `rows[r]` (the search drops sentences that are done).
+    fn retain(&mut self, rows: &[usize]);
 }
 
 /// The burn model as a [`StepDecoder`]: the encoder runs once, [`Decoder::step`] per step.
@@ -125,6 +128,14 @@ impl<'m> BurnSteps<'m> {
     }
 }
 
+impl BurnSteps<'_> {
+    fn row_indices(&self, rows: &[usize]) -> Tensor<1, Int> {
+        let rows: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let n = rows.len();
+        Tensor::from_data(TensorData::new(rows, [n]), &self.projected.padding.device())
+    }
+}
+
 impl StepDecoder for BurnSteps<'_> {
     fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores {
         let device = self.projected.padding.device();
@@ -145,12 +156,16 @@ impl StepDecoder for BurnSteps<'_> {
     }
 
     fn reorder(&mut self, origin: &[usize]) {
-        let device = self.projected.padding.device();
-        let origin: Vec<i64> = origin.iter().map(|&r| r as i64).collect();
-        let rows = origin.len();
-        let origin = Tensor::<1, Int>::from_data(TensorData::new(origin, [rows]), &device);
+        let origin = self.row_indices(origin);
         let state = self.state.take().expect("a state between steps");
         self.state = Some(state.select(0, origin));
+    }
+
+    fn retain(&mut self, rows: &[usize]) {
+        let rows = self.row_indices(rows);
+        self.projected = self.projected.select(rows.clone());
+        let state = self.state.take().expect("a state between steps");
+        self.state = Some(state.select(0, rows));
     }
 }
 
@@ -207,6 +222,8 @@ fn argmax(row: &[f32]) -> (f32, u32) {
 }
 
 /// Batched greedy search: y_i = argmax p(y | y_<i, x) until `</s>` or the length limit.
+///
+/// Sentences that are done leave the batch once they are a tenth of it.
 fn greedy(
     decoder: &mut impl StepDecoder,
     lengths: &[usize],
@@ -220,18 +237,20 @@ fn greedy(
     let longest = limits.iter().copied().max().unwrap_or(0);
     let mut hyps = vec![Hypothesis::default(); batch];
     let mut done = vec![false; batch];
+    // The sentence of every decoder row, and its previous output.
+    let mut sentence: Vec<usize> = (0..batch).collect();
     let mut previous = vec![BOS; batch];
     for i in 0..longest {
         let step = decoder.step(&previous, config.alignments);
-        let vocab = step.log_probs.len() / batch.max(1);
-        for b in 0..batch {
+        let vocab = step.log_probs.len() / sentence.len().max(1);
+        for (r, &b) in sentence.iter().enumerate() {
             if done[b] {
                 continue;
             }
-            let (score, token) = argmax(&step.log_probs[b * vocab..(b + 1) * vocab]);
+            let (score, token) = argmax(&step.log_probs[r * vocab..(r + 1) * vocab]);
             hyps[b].score += score;
             if let Some(a) = &step.alignment {
-                let at = b * step.src_len;
+                let at = r * step.src_len;
                 hyps[b].alignment.push(a[at..at + lengths[b]].to_vec());
             }
             if token == EOS {
@@ -240,10 +259,18 @@ fn greedy(
                 hyps[b].tokens.push(token);
                 done[b] = i + 1 >= limits[b];
             }
-            previous[b] = token;
+            previous[r] = token;
         }
-        if done.iter().all(|&d| d) {
+        let live: Vec<usize> = (0..sentence.len())
+            .filter(|&r| !done[sentence[r]])
+            .collect();
+        if live.is_empty() {
             break;
+        }
+        if 10 * (sentence.len() - live.len()) >= sentence.len() {
+            decoder.retain(&live);
+            sentence = live.iter().map(|&r| sentence[r]).collect();
+            previous = live.iter().map(|&r| previous[r]).collect();
         }
     }
     hyps

@@ -236,6 +236,10 @@ impl StepDecoder for FusedSteps<'_> {
     fn reorder(&mut self, origin: &[usize]) {
         self.decoding.reorder(origin);
     }
+
+    fn retain(&mut self, rows: &[usize]) {
+        self.decoding.retain(rows);
+    }
 }
 
 /// Forward, loss and backward of `batch` through `rnnsearch-fused`.
@@ -456,6 +460,17 @@ mod tests {
             fused.reorder(&origin);
             previous = vec![4, 5, 6, 7, 8, 9];
         }
+        // Rows leave the batch.
+        burn.retain(&[4, 1, 2]);
+        fused.retain(&[4, 1, 2]);
+        let (b, f) = (burn.step(&[5, 6, 7], true), fused.step(&[5, 6, 7], true));
+        assert_eq!(b.log_probs.len(), 3 * 11);
+        let diff = b
+            .log_probs
+            .iter()
+            .zip(&f.log_probs)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff < 1e-4, "after retain: {diff}");
 
         for beam in [1, 3] {
             let search_config = SearchConfig {
