@@ -315,7 +315,8 @@ fn top_k_rows(scores: &[f32], cols: usize, width: usize) -> (Vec<f32>, Vec<u32>)
 /// All sentences × K beams advance together. Per step and sentence the 2K best continuations
 /// are ranked; those that end in `</s>` within the top K are set aside as finished, and the K
 /// best others continue. A sentence is done once it has K finished hypotheses or reaches its
-/// length limit, where its live beams are finished as they stand.
+/// length limit, where its live beams are finished as they stand. Sentences that are done
+/// leave the batch once they are a tenth of it.
 fn beam_search(
     decoder: &mut impl StepDecoder,
     lengths: &[usize],
@@ -345,19 +346,21 @@ fn beam_search(
         (log_prob as f64 / ((5.0 + len as f64) / 6.0).powf(config.alpha)) as f32
     };
 
+    // The sentence at each position of the decoder's batch (rows p·K .. p·K + K).
+    let mut sentence: Vec<usize> = (0..batch).collect();
     for i in 0..longest {
         let step = decoder.step(&previous, config.alignments);
         let src_len = step.src_len;
-        let mut candidates = step.log_probs; // [batch·K, V], then + each beam's running score
-        let vocab = candidates.len() / (batch * k);
-        for (b, bs) in beams.iter().enumerate() {
+        let mut candidates = step.log_probs; // [positions·K, V], then + each beam's running score
+        let vocab = candidates.len() / (sentence.len() * k);
+        for (p, &b) in sentence.iter().enumerate() {
             for j in 0..k {
                 // Dead rows get -inf so they are never chosen.
-                let running = match bs.get(j) {
+                let running = match beams[b].get(j) {
                     Some(beam) if !done[b] => beam.log_prob,
                     _ => f32::NEG_INFINITY,
                 };
-                let row = b * k + j;
+                let row = p * k + j;
                 candidates[row * vocab..(row + 1) * vocab]
                     .iter_mut()
                     .for_each(|v| *v += running);
@@ -367,23 +370,23 @@ fn beam_search(
         let (top_scores, top_index) = top_k_rows(&candidates, k * vocab, width);
         let alignment = step.alignment;
 
-        let mut origin = vec![0usize; batch * k];
-        let mut next_beams: Vec<Vec<Beam>> = vec![Vec::new(); batch];
-        for b in 0..batch {
+        let mut origin = vec![0usize; sentence.len() * k];
+        for (p, &b) in sentence.iter().enumerate() {
             if done[b] {
                 continue;
             }
+            let mut next: Vec<Beam> = Vec::with_capacity(k);
             for rank in 0..width {
-                let score = top_scores[b * width + rank];
-                if score == f32::NEG_INFINITY || next_beams[b].len() == k {
+                let score = top_scores[p * width + rank];
+                if score == f32::NEG_INFINITY || next.len() == k {
                     break;
                 }
-                let flat = top_index[b * width + rank] as usize;
+                let flat = top_index[p * width + rank] as usize;
                 let (from, token) = (flat / vocab, (flat % vocab) as u32);
                 let parent = &beams[b][from];
                 let mut alignment_so_far = Vec::new();
                 if let Some(a) = &alignment {
-                    let row = b * k + from;
+                    let row = p * k + from;
                     alignment_so_far = parent.alignment.clone();
                     alignment_so_far.push(a[row * src_len..row * src_len + lengths[b]].to_vec());
                 }
@@ -399,18 +402,18 @@ fn beam_search(
                 }
                 let mut tokens = parent.tokens.clone();
                 tokens.push(token);
-                origin[b * k + next_beams[b].len()] = b * k + from;
-                previous[b * k + next_beams[b].len()] = token;
-                next_beams[b].push(Beam {
+                origin[p * k + next.len()] = p * k + from;
+                previous[p * k + next.len()] = token;
+                next.push(Beam {
                     tokens,
                     log_prob: score,
                     alignment: alignment_so_far,
                 });
             }
-            if finished[b].len() >= k || i + 1 >= limits[b] || next_beams[b].is_empty() {
+            if finished[b].len() >= k || i + 1 >= limits[b] || next.is_empty() {
                 done[b] = true;
                 if finished[b].len() < config.nbest.max(1) {
-                    for beam in &next_beams[b] {
+                    for beam in &next {
                         finished[b].push(Hypothesis {
                             tokens: beam.tokens.clone(),
                             score: normalise(beam.log_prob, beam.tokens.len()),
@@ -419,12 +422,23 @@ fn beam_search(
                     }
                 }
             }
+            beams[b] = next;
         }
-        beams = next_beams;
-        if done.iter().all(|&d| d) {
+        let live: Vec<usize> = (0..sentence.len())
+            .filter(|&p| !done[sentence[p]])
+            .collect();
+        if live.is_empty() {
             break;
         }
-        decoder.reorder(&origin);
+        if 10 * (sentence.len() - live.len()) >= sentence.len() {
+            // Finished sentences leave the batch; the others' rows move with their beams.
+            let rows: Vec<usize> = live.iter().flat_map(|&p| p * k..(p + 1) * k).collect();
+            decoder.retain(&rows.iter().map(|&r| origin[r]).collect::<Vec<_>>());
+            previous = rows.iter().map(|&r| previous[r]).collect();
+            sentence = live.iter().map(|&p| sentence[p]).collect();
+        } else {
+            decoder.reorder(&origin);
+        }
     }
     finished
         .into_iter()
