@@ -9,6 +9,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::ValueEnum;
 use rnnsearch_data::Batch;
+use rnnsearch_fused::Dims;
 use rnnsearch_model::{search, search_with, ModelConfig, SearchConfig};
 use rnnsearch_train::fused::{FusedSteps, FusedWeights};
 use rnnsearch_train::{adam, optimize_step, use_fused, StepSetup, TrainConfig};
@@ -148,15 +149,28 @@ fn bench_training(
         step();
     }
     let secs = started.elapsed().as_secs_f64();
+    let dims = Dims {
+        embedding: config.embedding,
+        hidden: config.hidden,
+        layers: config.encoder_layers,
+        decoder_hidden: config.decoder_hidden,
+        attention: config.attention,
+        output: config.output,
+        src_vocab: args.vocab,
+        tgt_vocab: args.vocab,
+    };
+    let flops = dims.step_flops(batch, args.src_len, args.tgt_len);
     println!(
-        "bench: {:.0} tgt tok/s  ({} steps, B={batch} src_len={} tgt_len={}, {:.1} ms/step, {} parameters, {} gradients)",
+        "bench: {:.0} tgt tok/s  ({} steps, B={batch} src_len={} tgt_len={}, {:.1} ms/step, {} parameters, {} gradients, {:.0} GFLOP/s in products at {:.1} MFLOP per target token)",
         (args.steps * tokens) as f64 / secs,
         args.steps,
         args.src_len,
         args.tgt_len,
         1000.0 * secs / args.steps.max(1) as f64,
         model.num_params(),
-        if fused { "fused" } else { "burn autodiff" }
+        if fused { "fused" } else { "burn autodiff" },
+        flops * args.steps as f64 / secs / 1e9,
+        flops / tokens as f64 / 1e6,
     );
     Ok(ExitCode::SUCCESS)
 }
