@@ -8,9 +8,9 @@ use rayon::prelude::*;
 
 use crate::decoder::Stepper;
 use crate::gru::StepCache;
-use crate::linalg::{add_bias, exp, matmul, max, sum, Layout};
+use crate::linalg::{exp, max, sum};
 use crate::output;
-use crate::step::{encode, Masks};
+use crate::step::{embed, encode, input_terms, output_features, Masks};
 use crate::{Dims, Weights};
 
 /// A batch being decoded: the annotations and keys of every row, and the decoder states.
@@ -104,22 +104,8 @@ impl Decoding {
         let (rows, h2) = (self.rows, 2 * self.dims.hidden);
         assert_eq!(previous.len(), rows, "one previous token per row");
 
-        let mut embedded = vec![0.0; rows * e];
-        for (row, &token) in embedded.chunks_exact_mut(e).zip(previous) {
-            row.copy_from_slice(&weights.tgt_embedding[token * e..(token + 1) * e]);
-        }
-        let mut input_terms = vec![0.0; rows * 3 * m];
-        matmul(
-            Layout::NN,
-            rows,
-            e,
-            3 * m,
-            &embedded,
-            &weights.decoder.w[..e * 3 * m],
-            &mut input_terms,
-            false,
-        );
-        add_bias(&mut input_terms, weights.decoder.b);
+        let embedded = embed(weights.tgt_embedding, previous.iter().copied(), e);
+        let input_terms = input_terms(weights, &embedded, e, m);
 
         let mut next = vec![0.0; rows * m];
         let mut context = vec![0.0; rows * h2];
@@ -138,16 +124,10 @@ impl Decoding {
             &mut self.cache,
         );
 
-        let d_features = m + h2 + e;
-        let mut features = vec![0.0; rows * d_features];
-        for (r, row) in features.chunks_exact_mut(d_features).enumerate() {
-            row[..m].copy_from_slice(&next[r * m..(r + 1) * m]);
-            row[m..m + h2].copy_from_slice(&context[r * h2..(r + 1) * h2]);
-            row[m + h2..].copy_from_slice(&embedded[r * e..(r + 1) * e]);
-        }
+        let features = output_features(&next, &context, &embedded, &self.dims);
         let (mut log_probs, _) = output::forward(
             features,
-            d_features,
+            m + h2 + e,
             weights.deep_w,
             weights.deep_b,
             weights.out_w,

@@ -119,6 +119,55 @@ fn apply(x: &mut [f32], mask: &Option<Vec<f32>>) {
     }
 }
 
+/// The rows of an embedding table (`[V, width]`) for `tokens`, `[tokens, width]`.
+pub(crate) fn embed(
+    table: &[f32],
+    tokens: impl ExactSizeIterator<Item = usize>,
+    width: usize,
+) -> Vec<f32> {
+    let mut x = vec![0.0; tokens.len() * width];
+    for (row, token) in x.chunks_exact_mut(width).zip(tokens) {
+        row.copy_from_slice(&table[token * width..(token + 1) * width]);
+    }
+    x
+}
+
+/// W_y E y_{i-1} + b, the embedding side of the decoder GRU's input, `[rows, 3m]`.
+pub(crate) fn input_terms(weights: &Weights, embedded: &[f32], e: usize, m: usize) -> Vec<f32> {
+    let rows = embedded.len() / e;
+    let mut terms = vec![0.0; rows * 3 * m];
+    matmul(
+        Layout::NN,
+        rows,
+        e,
+        3 * m,
+        embedded,
+        &weights.decoder.w[..e * 3 * m],
+        &mut terms,
+        false,
+    );
+    add_bias(&mut terms, weights.decoder.b);
+    terms
+}
+
+/// [s_i; c_i; E y_{i-1}] per row, the deep output's input, `[rows, m + 2n + E]`.
+pub(crate) fn output_features(
+    states: &[f32],
+    contexts: &[f32],
+    embedded: &[f32],
+    dims: &Dims,
+) -> Vec<f32> {
+    let (m, h2, e) = (dims.decoder_hidden, 2 * dims.hidden, dims.embedding);
+    let width = m + h2 + e;
+    let mut features = vec![0.0; states.len() / m * width];
+    for (r, row) in features.chunks_exact_mut(width).enumerate() {
+        row[..m].copy_from_slice(&states[r * m..(r + 1) * m]);
+        row[m..m + h2].copy_from_slice(&contexts[r * h2..(r + 1) * h2]);
+        row[m + h2..].copy_from_slice(&embedded[r * e..(r + 1) * e]);
+    }
+    features
+}
+
 /// What the encoder's forward pass leaves for the decoder and for the backward pass.
 pub(crate) struct EncoderForward {
     /// h_j, `[batch, src_len, 2n]`, zero at padding.
@@ -152,10 +201,7 @@ pub(crate) fn encode(
         dims.attention,
     );
     let h2 = 2 * n;
-    let mut x = vec![0.0; b_size * src_len * e];
-    for (row, &token) in x.chunks_exact_mut(e).zip(source) {
-        row.copy_from_slice(&weights.src_embedding[token * e..(token + 1) * e]);
-    }
+    let mut x = embed(weights.src_embedding, source.iter().copied(), e);
     let source_mask = masks.next(x.len());
     apply(&mut x, &source_mask);
     let mut layer_caches = Vec::with_capacity(dims.layers);
@@ -257,26 +303,10 @@ pub fn train_step(
     // Decoder inputs E y_{i-1}, time-major, and their part of the GRU's input side.
     let rows = tgt_len * b_size;
     let token_in = |r: usize| batch.target_in[(r % b_size) * tgt_len + r / b_size];
-    let mut embedded = vec![0.0; rows * e];
-    for (r, row) in embedded.chunks_exact_mut(e).enumerate() {
-        let token = token_in(r);
-        row.copy_from_slice(&weights.tgt_embedding[token * e..(token + 1) * e]);
-    }
+    let mut embedded = embed(weights.tgt_embedding, (0..rows).map(token_in), e);
     let target_mask = masks.next(embedded.len());
     apply(&mut embedded, &target_mask);
-    let embedding_weight = &weights.decoder.w[..e * 3 * m];
-    let mut input_terms = vec![0.0; rows * 3 * m];
-    matmul(
-        Layout::NN,
-        rows,
-        e,
-        3 * m,
-        &embedded,
-        embedding_weight,
-        &mut input_terms,
-        false,
-    );
-    add_bias(&mut input_terms, weights.decoder.b);
+    let input_terms = input_terms(weights, &embedded, e, m);
 
     let dec = decoder::forward(
         weights,
@@ -292,12 +322,7 @@ pub fn train_step(
 
     // Output layer over [s_i; c_i; E y_{i-1}] for every position.
     let d_features = m + h2 + e;
-    let mut features = vec![0.0; rows * d_features];
-    for (r, row) in features.chunks_exact_mut(d_features).enumerate() {
-        row[..m].copy_from_slice(&dec.states[(b_size + r) * m..(b_size + r + 1) * m]);
-        row[m..m + h2].copy_from_slice(&dec.contexts[r * h2..(r + 1) * h2]);
-        row[m + h2..].copy_from_slice(&embedded[r * e..(r + 1) * e]);
-    }
+    let features = output_features(&dec.states[b_size * m..], &dec.contexts, &embedded, dims);
     let output_mask = masks.next(rows * l);
     let (mut logits, out_cache) = output::forward(
         features,
@@ -382,7 +407,7 @@ pub fn train_step(
         3 * m,
         e,
         &dg.input_terms,
-        embedding_weight,
+        &weights.decoder.w[..e * 3 * m],
         &mut d_embedded,
         true,
     );
