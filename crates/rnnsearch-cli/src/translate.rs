@@ -101,14 +101,6 @@ pub fn translate_lines(
     };
     let fused = use_fused(args.backend.engine(args.engine), &run.config.model)?;
     let translator = Translator::new(&run.model, &run.src_vocab, &run.tgt_vocab, device, fused);
-    let max_len = run.config.data.max_len;
-    let too_long = lines
-        .iter()
-        .filter(|l| translator.src_vocab.encode(l).len() > max_len)
-        .count();
-    if too_long > 0 {
-        eprintln!("warning: {too_long} input line(s) are longer than the {max_len} subwords seen in training; translated anyway");
-    }
     let bar = (input_is_file && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(lines.len() as u64);
         bar.set_style(
@@ -133,6 +125,11 @@ pub fn translate_lines(
         );
     }
     drop(translator);
+    let max_len = run.config.data.max_len;
+    let too_long = out.iter().filter(|t| t.source_ids.len() > max_len).count();
+    if too_long > 0 {
+        eprintln!("warning: {too_long} input line(s) are longer than the {max_len} subwords seen in training; translated anyway");
+    }
     Ok((out, run))
 }
 

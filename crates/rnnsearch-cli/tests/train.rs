@@ -49,7 +49,10 @@ fn a_run_directory_has_everything_and_translates() {
     let input = dir.path().join("in.txt");
     std::fs::write(
         &input,
-        "9 May 2018\n\nwednesday, 3 january 1990\n09.05.2018\n",
+        format!(
+            "9 May 2018\n\nwednesday, 3 january 1990\n09.05.2018\n{}\n",
+            "9 May 2018, ".repeat(20)
+        ),
     )
     .unwrap();
     for beam in ["1", "3"] {
@@ -67,10 +70,14 @@ fn a_run_directory_has_everything_and_translates() {
         assert!(out.status.success());
         let text = std::fs::read_to_string(&output).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4);
+        assert_eq!(lines.len(), 5);
         assert_eq!(lines[1], "", "an empty line gives an empty line");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("1 input line(s) are longer than the"),
+            "the over-long line is counted in a warning"
+        );
         let alignments = std::fs::read_to_string(&align).unwrap();
-        assert_eq!(alignments.lines().count(), 4);
+        assert_eq!(alignments.lines().count(), 5);
         for pair in alignments.split_whitespace() {
             let (s, t) = pair.split_once('-').expect("pharaoh pair");
             s.parse::<usize>().unwrap();
@@ -206,7 +213,8 @@ fn tiny_run(dir: &Path) -> std::path::PathBuf {
     run_dir
 }
 
-/// Greedy and beam output is the same at batch size 1 and at the default batching.
+/// Greedy and beam output is the same at batch size 1 and at the default batching, and with
+/// either engine.
 #[test]
 fn translations_do_not_depend_on_the_batch_size() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,27 +226,22 @@ fn translations_do_not_depend_on_the_batch_size() {
     )
     .unwrap();
     for beam in ["1", "4"] {
-        let translate = |batch_tokens: &str| {
+        let translate = |extra: &[&str]| {
             let out = run(rnnsearch()
-                .args([
-                    "translate",
-                    "--threads",
-                    "1",
-                    "--beam",
-                    beam,
-                    "--batch-tokens",
-                    batch_tokens,
-                    "--model",
-                ])
+                .args(["translate", "--threads", "1", "--beam", beam])
+                .args(extra)
+                .arg("--model")
                 .arg(&run_dir)
                 .arg("--input")
                 .arg(&input));
             assert!(out.status.success());
             stdout(&out)
         };
-        let one = translate("1");
+        let one = translate(&["--batch-tokens", "1"]);
         assert_eq!(one.lines().count(), 6);
-        assert_eq!(one, translate("4000"), "beam {beam}");
+        assert_eq!(one, translate(&[]), "beam {beam}");
+        // the burn model and rnnsearch-fused's forward pass search alike
+        assert_eq!(one, translate(&["--engine", "burn"]), "beam {beam}");
     }
 }
 
