@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
+use rnnsearch_data::group_words;
 use rnnsearch_model::{Hypothesis, SearchConfig};
 use rnnsearch_train::{rundir, use_fused};
 use rnnsearch_train::{Translation, Translator};
@@ -226,27 +227,11 @@ pub fn hypotheses_for_evaluate(args: &crate::evaluate::EvaluateArgs) -> Result<V
     Ok(hyps)
 }
 
-/// Word index of every subword piece: a piece starting with the word-boundary marker `▁`
-/// (or the first piece) opens a new word.
-pub fn word_index(pieces: &[String]) -> Vec<usize> {
-    let mut word = 0usize;
-    pieces
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            if i > 0 && p.starts_with('\u{2581}') {
-                word += 1;
-            }
-            word
-        })
-        .collect()
-}
-
 /// Hard word alignments: for every target word, the source word with the largest summed α
 /// (over the target word's pieces and the source word's pieces), as `src-tgt` pairs.
 pub fn pharaoh(src_pieces: &[String], tgt_pieces: &[String], hyp: &Hypothesis) -> String {
-    let src_words = word_index(src_pieces);
-    let tgt_words = word_index(tgt_pieces);
+    let (_, src_words) = group_words(src_pieces);
+    let (_, tgt_words) = group_words(tgt_pieces);
     let n_src = src_words.last().map_or(0, |w| w + 1);
     let n_tgt = tgt_words.last().map_or(0, |w| w + 1);
     let mut mass = vec![vec![0f32; n_src]; n_tgt];

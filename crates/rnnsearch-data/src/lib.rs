@@ -22,7 +22,7 @@ pub use error::Error;
 pub use prepare::{
     Prepared, SideStats, Split, Summary, JOINT_VOCAB_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE,
 };
-pub use vocab::Vocab;
+pub use vocab::{group_words, Vocab};
 
 /// Shared helpers for tests that use Multi30k.
 #[cfg(test)]

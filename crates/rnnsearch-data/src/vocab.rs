@@ -181,6 +181,36 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
+/// The sentencepiece / Metaspace word-boundary marker.
+const MARKER: char = '\u{2581}';
+
+/// Special tokens (`</s>`, `<unk>`, ...) are words of their own.
+fn is_special(piece: &str) -> bool {
+    piece.len() > 2 && piece.starts_with('<') && piece.ends_with('>')
+}
+
+/// Groups subword pieces into words: returns the word labels (marker stripped) and the word
+/// index of every piece. A piece starting with `▁` (U+2581), the first piece, a special token
+/// such as `</s>` and the piece after one open a new word.
+pub fn group_words(pieces: &[String]) -> (Vec<String>, Vec<usize>) {
+    let mut labels: Vec<String> = Vec::new();
+    let mut index = Vec::with_capacity(pieces.len());
+    let mut after_special = false;
+    for piece in pieces {
+        let text = piece.strip_prefix(MARKER);
+        let special = is_special(text.unwrap_or(piece));
+        let opens = labels.is_empty() || text.is_some() || special || after_special;
+        let text = text.unwrap_or(piece);
+        match labels.last_mut() {
+            Some(last) if !opens => last.push_str(text),
+            _ => labels.push(text.to_string()),
+        }
+        index.push(labels.len() - 1);
+        after_special = special;
+    }
+    (labels, index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +220,18 @@ mod tests {
     fn toy() -> Vocab {
         let lines = ["the cat sat on the mat", "the dog sat", "a cat and a dog"];
         Vocab::train(&lines, 60).unwrap()
+    }
+
+    #[test]
+    fn group_words_joins_pieces_and_keeps_specials_apart() {
+        let pieces: Vec<String> = ["\u{2581}A", "\u{2581}bik", "er", "s", ".", "</s>"]
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let (words, index) = group_words(&pieces);
+        assert_eq!(words, vec!["A", "bikers.", "</s>"]);
+        assert_eq!(index, vec![0, 1, 1, 1, 1, 2]);
+        assert_eq!(group_words(&[]), (vec![], vec![]));
     }
 
     #[test]

@@ -199,8 +199,14 @@ pub fn search_with(
     }
 }
 
-fn max_output_len(src_len: usize, ratio: f64) -> usize {
-    (ratio * src_len as f64).ceil() as usize + 5
+/// Per sentence, the most output tokens: ⌈ratio × source length⌉ + 5; and the largest of them.
+fn output_limits(lengths: &[usize], ratio: f64) -> (Vec<usize>, usize) {
+    let limits: Vec<usize> = lengths
+        .iter()
+        .map(|&l| (ratio * l as f64).ceil() as usize + 5)
+        .collect();
+    let longest = limits.iter().copied().max().unwrap_or(0);
+    (limits, longest)
 }
 
 fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -230,11 +236,7 @@ fn greedy(
     config: &SearchConfig,
 ) -> Vec<Hypothesis> {
     let batch = lengths.len();
-    let limits: Vec<usize> = lengths
-        .iter()
-        .map(|&l| max_output_len(l, config.max_len_ratio))
-        .collect();
-    let longest = limits.iter().copied().max().unwrap_or(0);
+    let (limits, longest) = output_limits(lengths, config.max_len_ratio);
     let mut hyps = vec![Hypothesis::default(); batch];
     let mut done = vec![false; batch];
     // The sentence of every decoder row, and its previous output.
@@ -324,11 +326,7 @@ fn beam_search(
 ) -> Vec<Vec<Hypothesis>> {
     let batch = lengths.len();
     let k = config.beam;
-    let limits: Vec<usize> = lengths
-        .iter()
-        .map(|&l| max_output_len(l, config.max_len_ratio))
-        .collect();
-    let longest = limits.iter().copied().max().unwrap_or(0);
+    let (limits, longest) = output_limits(lengths, config.max_len_ratio);
     // Only beam 0 of each sentence is live at the start; the others are copies of it.
     let mut beams: Vec<Vec<Beam>> = (0..batch)
         .map(|_| {

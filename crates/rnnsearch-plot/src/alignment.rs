@@ -14,6 +14,7 @@ use plotters::prelude::{
 };
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{Color, FontTransform};
+use rnnsearch_data::group_words;
 
 use crate::{font, render, DrawResult, Error, Figure, Format};
 
@@ -217,35 +218,6 @@ pub fn draw_alignment(
     render(path, &Alignment::new(source, target, weights))
 }
 
-/// The sentencepiece / Metaspace word-boundary marker.
-const MARKER: char = '\u{2581}';
-
-/// Special tokens (`</s>`, `<unk>`, ...) are words of their own.
-fn is_special(piece: &str) -> bool {
-    piece.len() > 2 && piece.starts_with('<') && piece.ends_with('>')
-}
-
-/// Groups pieces into words: returns the word labels (marker stripped) and
-/// the word index of every piece.
-fn words(pieces: &[String]) -> (Vec<String>, Vec<usize>) {
-    let mut labels: Vec<String> = Vec::new();
-    let mut index = Vec::with_capacity(pieces.len());
-    let mut after_special = false;
-    for piece in pieces {
-        let text = piece.strip_prefix(MARKER);
-        let special = is_special(text.unwrap_or(piece));
-        let opens = labels.is_empty() || text.is_some() || special || after_special;
-        let text = text.unwrap_or(piece);
-        match labels.last_mut() {
-            Some(last) if !opens => last.push_str(text),
-            _ => labels.push(text.to_string()),
-        }
-        index.push(labels.len() - 1);
-        after_special = special;
-    }
-    (labels, index)
-}
-
 /// Turns a subword-level alignment into a word-level one, for a picture of
 /// words rather than BPE pieces.
 ///
@@ -266,8 +238,8 @@ pub fn merge_subwords(
     target_pieces: &[String],
     weights: &[Vec<f32>],
 ) -> (Vec<String>, Vec<String>, Vec<Vec<f32>>) {
-    let (src_words, src_index) = words(source_pieces);
-    let (tgt_words, tgt_index) = words(target_pieces);
+    let (src_words, src_index) = group_words(source_pieces);
+    let (tgt_words, tgt_index) = group_words(target_pieces);
     let mut merged = vec![vec![0f32; src_words.len()]; tgt_words.len()];
     let mut rows = vec![0u32; tgt_words.len()];
     for (row, &t) in weights.iter().zip(&tgt_index) {
