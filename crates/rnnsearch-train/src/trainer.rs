@@ -394,7 +394,7 @@ impl<'a> Trainer<'a> {
         }
         let stop = t.patience > 0 && self.state.bad_validations >= t.patience;
         let record = json!({
-            "step": self.state.step, "epoch": self.state.epoch + 1, "lr": self.state.lr,
+            "step": self.state.step, "epoch": self.epoch_of_last_step(), "lr": self.state.lr,
             "val_loss": v.loss, "val_ppl": v.ppl, "val_bleu": v.bleu, "val_chrf": v.chrf,
             "elapsed_s": self.state.elapsed_s,
         });
@@ -402,8 +402,9 @@ impl<'a> Trainer<'a> {
         self.log.line(
             self.progress.as_ref(),
             &format!(
-                "validation at step {}: loss {:.4} ppl {:.2} BLEU {:.2} chrF {:.2}{}",
+                "validation at step {} (epoch {}): loss {:.4} ppl {:.2} BLEU {:.2} chrF {:.2}{}",
                 self.state.step,
+                self.epoch_of_last_step(),
                 v.loss,
                 v.ppl,
                 v.bleu,
@@ -435,6 +436,16 @@ impl<'a> Trainer<'a> {
             );
         }
         Ok(stop)
+    }
+
+    /// The (1-based) epoch the latest update belongs to: at an epoch's end the counter has
+    /// already moved on, but its validation reports the epoch just finished.
+    fn epoch_of_last_step(&self) -> u64 {
+        if self.state.batch_in_epoch == 0 {
+            self.state.epoch.max(1)
+        } else {
+            self.state.epoch + 1
+        }
     }
 
     fn save(&mut self, name: &str) -> Result<()> {
