@@ -9,6 +9,7 @@
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
+use rayon::prelude::*;
 
 use crate::attention::ProjectedAnnotations;
 use crate::cell::RecurrentState;
@@ -286,30 +287,53 @@ struct Beam {
     alignment: Vec<Vec<f32>>,
 }
 
-/// The `width` largest values of each row of `scores` (`[rows, cols]`) and their column
-/// indices, largest first (ties: lower index first).
+/// The `width` best continuations of every sentence: for its K rows of `log_probs`
+/// (`[sentences·K, V]`), score = row j's running log-probability + log p_j(token), as
+/// `(score, j·V + token)`, best first (ties: lower index first).
 ///
-/// One pass over each row keeping a small sorted list: burn's `topk` sorts whole rows (K·V
-/// candidates per sentence), which took most of a beam search's time.
-fn top_k_rows(scores: &[f32], cols: usize, width: usize) -> (Vec<f32>, Vec<u32>) {
-    let rows = scores.len() / cols;
-    let mut values = Vec::with_capacity(rows * width);
-    let mut indices = Vec::with_capacity(rows * width);
+/// The best `width` of a sentence are among the best `width` of each of its rows, so the rows
+/// are scanned on their own, in parallel, and only K·width candidates per sentence are merged
+/// (rather than adding the running score to all K·V and ranking them in one pass).
+fn best_continuations(
+    log_probs: &[f32],
+    vocab: usize,
+    running: &[f32],
+    k: usize,
+    width: usize,
+) -> Vec<Vec<(f32, u32)>> {
+    let per_row: Vec<Vec<(f32, u32)>> = log_probs
+        .par_chunks_exact(vocab)
+        .zip(running.par_iter())
+        .map(|(row, &r)| top_k(row.iter().map(|&v| r + v), width))
+        .collect();
+    per_row
+        .chunks_exact(k)
+        .map(|rows| {
+            let mut merged: Vec<(f32, u32)> = rows
+                .iter()
+                .enumerate()
+                .flat_map(|(j, best)| best.iter().map(move |&(v, t)| (v, (j * vocab) as u32 + t)))
+                .collect();
+            merged.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            merged.truncate(width);
+            merged
+        })
+        .collect()
+}
+
+/// The `width` largest of `scores` with their positions, largest first (ties: lower position
+/// first), in one pass keeping a small sorted list.
+fn top_k(scores: impl Iterator<Item = f32>, width: usize) -> Vec<(f32, u32)> {
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
-    for row in scores.chunks_exact(cols) {
-        best.clear();
-        for (j, &v) in row.iter().enumerate() {
-            if best.len() == width && v.total_cmp(&best[width - 1].0).is_le() {
-                continue;
-            }
-            let at = best.partition_point(|&(b, _)| b.total_cmp(&v).is_ge());
-            best.insert(at, (v, j as u32));
-            best.truncate(width);
+    for (j, v) in scores.enumerate() {
+        if best.len() == width && v.total_cmp(&best[width - 1].0).is_le() {
+            continue;
         }
-        values.extend(best.iter().map(|&(v, _)| v));
-        indices.extend(best.iter().map(|&(_, j)| j));
+        let at = best.partition_point(|&(b, _)| b.total_cmp(&v).is_ge());
+        best.insert(at, (v, j as u32));
+        best.truncate(width);
     }
-    (values, indices)
+    best
 }
 
 /// Batched beam search with length normalisation.
@@ -349,23 +373,18 @@ fn beam_search(
     for i in 0..longest {
         let step = decoder.step(&previous, config.alignments);
         let src_len = step.src_len;
-        let mut candidates = step.log_probs; // [positions·K, V], then + each beam's running score
-        let vocab = candidates.len() / (sentence.len() * k);
-        for (p, &b) in sentence.iter().enumerate() {
-            for j in 0..k {
-                // Dead rows get -inf so they are never chosen.
-                let running = match beams[b].get(j) {
-                    Some(beam) if !done[b] => beam.log_prob,
-                    _ => f32::NEG_INFINITY,
-                };
-                let row = p * k + j;
-                candidates[row * vocab..(row + 1) * vocab]
-                    .iter_mut()
-                    .for_each(|v| *v += running);
-            }
-        }
+        let vocab = step.log_probs.len() / (sentence.len() * k);
+        // Dead rows get -inf so they are never chosen.
+        let running: Vec<f32> = sentence
+            .iter()
+            .flat_map(|&b| (0..k).map(move |j| (b, j)))
+            .map(|(b, j)| match beams[b].get(j) {
+                Some(beam) if !done[b] => beam.log_prob,
+                _ => f32::NEG_INFINITY,
+            })
+            .collect();
         let width = (2 * k).min(k * vocab);
-        let (top_scores, top_index) = top_k_rows(&candidates, k * vocab, width);
+        let best = best_continuations(&step.log_probs, vocab, &running, k, width);
         let alignment = step.alignment;
 
         let mut origin = vec![0usize; sentence.len() * k];
@@ -374,12 +393,11 @@ fn beam_search(
                 continue;
             }
             let mut next: Vec<Beam> = Vec::with_capacity(k);
-            for rank in 0..width {
-                let score = top_scores[p * width + rank];
+            for (rank, &(score, flat)) in best[p].iter().enumerate() {
                 if score == f32::NEG_INFINITY || next.len() == k {
                     break;
                 }
-                let flat = top_index[p * width + rank] as usize;
+                let flat = flat as usize;
                 let (from, token) = (flat / vocab, (flat % vocab) as u32);
                 let parent = &beams[b][from];
                 let mut alignment_so_far = Vec::new();
@@ -453,9 +471,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn top_k_rows_matches_a_full_sort() {
-        let cols = 37;
-        let scores: Vec<f32> = (0..3 * cols)
+    fn best_continuations_match_a_full_sort() {
+        let (k, vocab, sentences) = (3, 37, 2);
+        let log_probs: Vec<f32> = (0..sentences * k * vocab)
             .map(|i| {
                 if i % 11 == 0 {
                     f32::NEG_INFINITY
@@ -464,15 +482,16 @@ mod tests {
                 }
             })
             .collect();
-        let (values, indices) = top_k_rows(&scores, cols, 6);
-        for (r, row) in scores.chunks_exact(cols).enumerate() {
-            let mut order: Vec<usize> = (0..cols).collect();
-            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-            let want: Vec<u32> = order[..6].iter().map(|&j| j as u32).collect();
-            assert_eq!(&indices[r * 6..(r + 1) * 6], want.as_slice());
-            for (v, &j) in values[r * 6..(r + 1) * 6].iter().zip(&want) {
-                assert_eq!(*v, row[j as usize]);
-            }
+        let running = [0.0, -3.0, f32::NEG_INFINITY, -1.0, 0.0, -2.5];
+        let best = best_continuations(&log_probs, vocab, &running, k, 6);
+        for (p, got) in best.iter().enumerate() {
+            let all: Vec<f32> = (0..k * vocab)
+                .map(|c| running[p * k + c / vocab] + log_probs[p * k * vocab + c])
+                .collect();
+            let mut order: Vec<usize> = (0..k * vocab).collect();
+            order.sort_by(|&a, &b| all[b].total_cmp(&all[a]).then(a.cmp(&b)));
+            let want: Vec<(f32, u32)> = order[..6].iter().map(|&c| (all[c], c as u32)).collect();
+            assert_eq!(got, &want, "sentence {p}");
         }
     }
 }
