@@ -62,14 +62,19 @@ samples = 1
     path
 }
 
+/// The checkout's top folder, read at run time: the target dir may be shared by checkouts at
+/// other paths.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../..")
+}
+
 /// Where Multi30k is: `MULTI30K_DIR`, then `../shared/data/multi30k`, then `data/multi30k`.
 /// Outside CI a missing corpus skips the calling test (with a printed reason); in CI it fails.
 pub fn multi30k() -> Option<PathBuf> {
-    // At run time: the target dir may be shared by checkouts at other paths.
-    let root = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .join("../..");
+    let root = repo_root();
     let candidates = [
         std::env::var_os("MULTI30K_DIR").map(PathBuf::from),
         Some(root.join("../shared/data/multi30k")),

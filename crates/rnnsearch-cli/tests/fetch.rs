@@ -4,22 +4,15 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const CORE: [&str; 3] = ["train", "val", "test_2016_flickr"];
 const LANGS: [&str; 4] = ["en", "de", "fr", "cs"];
 
-fn script() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .join("../../scripts/fetch-multi30k.sh")
-}
-
 fn fetch(source: &Path, dest: &Path) -> Output {
     run(Command::new("bash")
-        .arg(script())
+        .arg(repo_root().join("scripts/fetch-multi30k.sh"))
         .arg(dest)
         .env("MULTI30K_DIR", source))
 }
