@@ -100,12 +100,45 @@ fn device_for(backend: Backend, index: Option<usize>) -> Result<Device> {
     }
 }
 
+/// The wgpu adapter `--device` names (an index into wgpu's adapter list), or wgpu's pick of the
+/// best one; opened with one small operation so that a broken driver is an error here rather
+/// than a panic in the middle of a run.
 #[cfg(feature = "wgpu")]
 fn wgpu_device(index: Option<usize>) -> Result<Device> {
-    use burn::tensor::DeviceKind;
-    let kind = match index {
-        Some(i) => DeviceKind::DiscreteGpu(i),
-        None => DeviceKind::DefaultDevice,
+    use anyhow::anyhow;
+    use burn::tensor::{DeviceKind, DeviceType, Tensor};
+
+    let adapters = Device::enumerate(DeviceType::Wgpu).into_vec();
+    if adapters.is_empty() {
+        bail!(
+            "--backend wgpu: wgpu finds no adapter. Install the GPU's Vulkan (or Metal/DX12) \
+             driver; without a GPU, Mesa's lavapipe runs Vulkan on the CPU (Debian/Ubuntu: \
+             `apt-get install mesa-vulkan-drivers`). Or use --backend flex."
+        );
+    }
+    let device = match index {
+        None => Device::wgpu(DeviceKind::DefaultDevice),
+        Some(i) => adapters.get(i).cloned().ok_or_else(|| {
+            let list: Vec<String> = adapters
+                .iter()
+                .enumerate()
+                .map(|(n, d)| format!("{n}: {d:?}"))
+                .collect();
+            anyhow!(
+                "--device {i}: there is no such wgpu adapter; the {} adapter(s) are\n  {}",
+                adapters.len(),
+                list.join("\n  ")
+            )
+        })?,
     };
-    Ok(Device::wgpu(kind))
+    let probe = std::panic::AssertUnwindSafe(device.clone());
+    // The whole wrapper is moved in (a field access alone would capture the bare Device).
+    std::panic::catch_unwind(move || {
+        let probe = probe;
+        Tensor::<1>::ones([1], &probe.0).into_data()
+    })
+    .map_err(|_| {
+        anyhow!("--backend wgpu: cannot run on the adapter {device:?} (see the message above)")
+    })?;
+    Ok(device)
 }

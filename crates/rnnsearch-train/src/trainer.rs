@@ -187,13 +187,14 @@ impl<'a> Trainer<'a> {
         log.line(
             None,
             &format!(
-                "model: {} parameters; gradients: {}",
+                "model: {} parameters; gradients: {}; device: {:?}",
                 model.parameter_count(),
                 if fused {
                     "fused CPU step (rnnsearch-fused)"
                 } else {
                     "burn autodiff"
-                }
+                },
+                options.device
             ),
         );
         Ok(Self {
