@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::decoder::Stepper;
 use crate::gru::StepCache;
-use crate::linalg::{exp, max, sum};
+use crate::linalg::{max, sum_exp};
 use crate::output;
 use crate::step::{embed, encode, input_terms, output_features, Masks};
 use crate::{Dims, Weights};
@@ -29,6 +29,10 @@ pub struct Decoding {
     stepper: Stepper,
     hidden: Vec<f32>,
     cache: StepCache,
+    /// The last step's log p(y_i | y_<i, x), `[rows, V]`, kept to be written over by the next.
+    log_probs: Vec<f32>,
+    /// The last step's α_i, `[rows, src_len]`.
+    alignment: Vec<f32>,
 }
 
 /// Each `[·, width]` row of `x` repeated `copies` times in place.
@@ -49,8 +53,7 @@ fn repeat_rows(x: &[f32], width: usize, copies: usize) -> Vec<f32> {
 fn log_softmax_rows(x: &mut [f32], vocab: usize) {
     x.par_chunks_mut(vocab).for_each(|row| {
         let max = max(row);
-        let shifted: Vec<f32> = row.iter().map(|&v| exp(v - max)).collect();
-        let lse = max + sum(&shifted).ln();
+        let lse = max + sum_exp(row, max).ln();
         row.iter_mut().for_each(|v| *v -= lse);
     });
 }
@@ -84,6 +87,8 @@ impl Decoding {
             stepper: Stepper::new(weights, dims, rows, src_len),
             hidden: vec![0.0; rows * src_len * a],
             cache: StepCache::new(rows, m),
+            log_probs: Vec::new(),
+            alignment: Vec::new(),
         }
     }
 
@@ -94,7 +99,7 @@ impl Decoding {
 
     /// Advances every row by one token, `previous` being each row's last output (`<s>` at
     /// first). Returns log p(y_i | y_<i, x), `[rows, V]`, and α_i, `[rows, src_len]`.
-    pub fn step(&mut self, weights: &Weights, previous: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    pub fn step(&mut self, weights: &Weights, previous: &[usize]) -> (&[f32], &[f32]) {
         let Dims {
             embedding: e,
             decoder_hidden: m,
@@ -109,7 +114,7 @@ impl Decoding {
 
         let mut next = vec![0.0; rows * m];
         let mut context = vec![0.0; rows * h2];
-        let mut alignment = vec![0.0; rows * self.src_len];
+        self.alignment.resize(rows * self.src_len, 0.0);
         self.stepper.step(
             weights,
             &self.annotations,
@@ -119,25 +124,25 @@ impl Decoding {
             &input_terms,
             &mut next,
             &mut context,
-            &mut alignment,
+            &mut self.alignment,
             &mut self.hidden,
             &mut self.cache,
         );
 
         let features = output_features(&next, &context, &embedded, &self.dims);
-        let (mut log_probs, _) = output::forward(
-            features,
+        output::logits_into(
+            &features,
             m + h2 + e,
             weights.deep_w,
             weights.deep_b,
             weights.out_w,
             weights.out_b,
             l,
-            None,
+            &mut self.log_probs,
         );
-        log_softmax_rows(&mut log_probs, self.dims.tgt_vocab);
+        log_softmax_rows(&mut self.log_probs, self.dims.tgt_vocab);
         self.states = next;
-        (log_probs, alignment)
+        (&self.log_probs, &self.alignment)
     }
 
     /// Keeps only `rows`, in that order: row r becomes old row `rows[r]` (sentences that are

@@ -290,6 +290,22 @@ pub fn sum(x: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+/// Σ_i exp(x_i − shift), added up in the order [`sum`] adds (the same bits as `sum` of the
+/// exponentials) without a buffer for them.
+#[inline]
+pub fn sum_exp(x: &[f32], shift: f32) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let x8 = x.chunks_exact(8);
+    let tail: f32 = x8.remainder().iter().map(|&v| exp(v - shift)).sum();
+    for x in x8 {
+        lanes
+            .iter_mut()
+            .zip(x)
+            .for_each(|(l, &v)| *l += exp(v - shift));
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 /// max_i x_i (−∞ for an empty slice), in eight interleaved maxima so that it vectorises.
 #[inline]
 pub fn max(x: &[f32]) -> f32 {
@@ -367,6 +383,22 @@ mod tests {
         }
         assert_eq!(exp(0.0), 1.0);
         assert!(exp(f32::NEG_INFINITY) < 1e-37);
+    }
+
+    #[test]
+    fn sum_exp_adds_the_exponentials_as_sum_does() {
+        for len in [0, 1, 7, 8, 9, 8003] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| ((i * 37) % 101) as f32 * 0.3 - 15.0)
+                .collect();
+            let shift = max(&x);
+            let exps: Vec<f32> = x.iter().map(|&v| exp(v - shift)).collect();
+            assert_eq!(
+                sum_exp(&x, shift).to_bits(),
+                sum(&exps).to_bits(),
+                "len {len}"
+            );
+        }
     }
 
     fn naive(m: usize, k: usize, n: usize, a: &[f32], b: &[f32]) -> Vec<f32> {

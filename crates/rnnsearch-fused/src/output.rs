@@ -44,15 +44,57 @@ pub fn forward(
     l: usize,
     mask: Option<Vec<f32>>,
 ) -> (Vec<f32>, OutputCache) {
+    let (mut t, upper_won) = maxout(&features, d_features, deep_w, deep_b, l);
+    if let Some(mask) = &mask {
+        t.iter_mut().zip(mask).for_each(|(t, m)| *t *= m);
+    }
+    let mut logits = Vec::new();
+    project_into(&t, out_w, out_b, l, &mut logits);
+    (
+        logits,
+        OutputCache {
+            features,
+            d_features,
+            upper_won,
+            t,
+            mask,
+        },
+    )
+}
+
+/// Logits `[rows, V]` from `features`, written over `logits` (translation: no dropout, nothing
+/// kept for a backward pass, and the caller's buffer reused from step to step).
+#[allow(clippy::too_many_arguments)]
+pub fn logits_into(
+    features: &[f32],
+    d_features: usize,
+    deep_w: &[f32],
+    deep_b: &[f32],
+    out_w: &[f32],
+    out_b: &[f32],
+    l: usize,
+    logits: &mut Vec<f32>,
+) {
+    let (t, _) = maxout(features, d_features, deep_w, deep_b, l);
+    project_into(&t, out_w, out_b, l, logits);
+}
+
+/// t = maxout(features W + b) (`[rows, l]`) and, per unit, whether the upper half won.
+fn maxout(
+    features: &[f32],
+    d_features: usize,
+    deep_w: &[f32],
+    deep_b: &[f32],
+    l: usize,
+) -> (Vec<f32>, Vec<bool>) {
     let rows = features.len() / d_features;
-    let vocab = out_b.len();
     let mut pre = vec![0.0; rows * 2 * l];
     matmul(
         Layout::NN,
         rows,
         d_features,
         2 * l,
-        &features,
+        features,
         deep_w,
         &mut pre,
         false,
@@ -68,22 +110,17 @@ pub fn forward(
             t[r * l + k] = if upper { p[l + k] } else { p[k] };
         }
     }
-    if let Some(mask) = &mask {
-        t.iter_mut().zip(mask).for_each(|(t, m)| *t *= m);
-    }
-    let mut logits = vec![0.0; rows * vocab];
-    matmul(Layout::NN, rows, l, vocab, &t, out_w, &mut logits, false);
-    add_bias(&mut logits, out_b);
-    (
-        logits,
-        OutputCache {
-            features,
-            d_features,
-            upper_won,
-            t,
-            mask,
-        },
-    )
+    (t, upper_won)
+}
+
+/// logits = t W_o + b over `logits`, resized to `[rows, V]`: a buffer kept from an earlier
+/// call of the same size is overwritten rather than allocated (and zeroed by the kernel) anew.
+fn project_into(t: &[f32], out_w: &[f32], out_b: &[f32], l: usize, logits: &mut Vec<f32>) {
+    let rows = t.len() / l;
+    let vocab = out_b.len();
+    logits.resize(rows * vocab, 0.0);
+    matmul(Layout::NN, rows, l, vocab, t, out_w, logits, false);
+    add_bias(logits, out_b);
 }
 
 /// Computes L = Σ_r weights_r ℓ_r and Σ −log p(y_r) over the rows with a non-zero weight,

@@ -65,12 +65,13 @@ pub struct Hypothesis {
     pub alignment: Vec<Vec<f32>>,
 }
 
-/// What a decoder step gives the search, for every row (sentence × beam).
-pub struct StepScores {
+/// What a decoder step gives the search, for every row (sentence × beam): borrowed from the
+/// decoder, whose buffers the next step writes over.
+pub struct StepScores<'a> {
     /// log p(y_i | y_<i, x), `[rows, V]`.
-    pub log_probs: Vec<f32>,
+    pub log_probs: &'a [f32],
     /// α_i, `[rows, src_len]`, when asked for.
-    pub alignment: Option<Vec<f32>>,
+    pub alignment: Option<&'a [f32]>,
     /// Source positions (padded): the width of an alignment row.
     pub src_len: usize,
 }
@@ -79,7 +80,7 @@ pub struct StepScores {
 /// b · rows_per_sentence + r, every row starting from s_0.
 pub trait StepDecoder {
     /// Advances every row by one token given each row's previous output (`<s>` at first).
-    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores;
+    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores<'_>;
     /// Row r continues from the state of row `origin[r]` (always a row of the same sentence).
     fn reorder(&mut self, origin: &[usize]);
     /// Keeps only `rows`, in that order: later steps see `rows.len()` rows, row r being old row
@@ -93,6 +94,8 @@ pub struct BurnSteps<'m> {
     projected: ProjectedAnnotations,
     state: Option<RecurrentState<2>>,
     weights: StepWeights,
+    log_probs: Vec<f32>,
+    alignment: Vec<f32>,
 }
 
 impl<'m> BurnSteps<'m> {
@@ -125,6 +128,8 @@ impl<'m> BurnSteps<'m> {
             projected,
             state: Some(state),
             weights: decoder.step_weights(),
+            log_probs: Vec::new(),
+            alignment: Vec::new(),
         }
     }
 }
@@ -138,7 +143,7 @@ impl BurnSteps<'_> {
 }
 
 impl StepDecoder for BurnSteps<'_> {
-    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores {
+    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores<'_> {
         let device = self.projected.padding.device();
         let previous: Vec<i64> = previous.iter().map(|&t| t as i64).collect();
         let rows = previous.len();
@@ -149,9 +154,13 @@ impl StepDecoder for BurnSteps<'_> {
             .decoder
             .step(previous, state, &self.projected, &self.weights);
         self.state = Some(step.state);
+        self.log_probs = to_vec_f32(log_softmax(step.logits.expect("step logits"), 1));
+        if alignments {
+            self.alignment = to_vec_f32(step.alignment_weights);
+        }
         StepScores {
-            log_probs: to_vec_f32(log_softmax(step.logits.expect("step logits"), 1)),
-            alignment: alignments.then(|| to_vec_f32(step.alignment_weights)),
+            log_probs: &self.log_probs,
+            alignment: alignments.then_some(&self.alignment[..]),
             src_len: self.projected.padding.dims()[1],
         }
     }
@@ -384,7 +393,7 @@ fn beam_search(
             })
             .collect();
         let width = (2 * k).min(k * vocab);
-        let best = best_continuations(&step.log_probs, vocab, &running, k, width);
+        let best = best_continuations(step.log_probs, vocab, &running, k, width);
         let alignment = step.alignment;
 
         let mut origin = vec![0usize; sentence.len() * k];

@@ -223,13 +223,14 @@ impl<'w> FusedSteps<'w> {
 }
 
 impl StepDecoder for FusedSteps<'_> {
-    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores {
+    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores<'_> {
         let previous: Vec<usize> = previous.iter().map(|&t| t as usize).collect();
+        let src_len = self.decoding.src_len();
         let (log_probs, alignment) = self.decoding.step(&self.weights.borrow(), &previous);
         StepScores {
             log_probs,
             alignment: alignments.then_some(alignment),
-            src_len: self.decoding.src_len(),
+            src_len,
         }
     }
 
@@ -448,12 +449,9 @@ mod tests {
         for origin in [[1, 0, 2, 2, 5, 4], [0, 1, 3, 2, 4, 4]] {
             let (b, f) = (burn.step(&previous, true), fused.step(&previous, true));
             let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(a, b)| (a - b).abs() < 1e-4);
+            assert!(close(b.log_probs, f.log_probs), "log-probabilities differ");
             assert!(
-                close(&b.log_probs, &f.log_probs),
-                "log-probabilities differ"
-            );
-            assert!(
-                close(&b.alignment.unwrap(), &f.alignment.unwrap()),
+                close(b.alignment.unwrap(), f.alignment.unwrap()),
                 "α differs"
             );
             burn.reorder(&origin);
@@ -468,7 +466,7 @@ mod tests {
         let diff = b
             .log_probs
             .iter()
-            .zip(&f.log_probs)
+            .zip(f.log_probs)
             .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(diff < 1e-4, "after retain: {diff}");
 
