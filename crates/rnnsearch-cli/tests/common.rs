@@ -62,6 +62,22 @@ samples = 1
     path
 }
 
+/// Trains a tiny dates model for `steps` updates (validating at the last) into `dir/run`.
+pub fn tiny_dates_run(dir: &Path, steps: usize) -> PathBuf {
+    let cfg = tiny_dates_config(
+        dir,
+        &format!("epochs = 1\nmax_steps = {steps}\nvalid_every = {steps}"),
+    );
+    let run_dir = dir.join("run");
+    let out = run(rnnsearch()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run_dir));
+    assert!(out.status.success());
+    run_dir
+}
+
 /// The checkout's top folder, read at run time: the target dir may be shared by checkouts at
 /// other paths.
 pub fn repo_root() -> PathBuf {

@@ -163,7 +163,9 @@ fn wait_for_steps(run_dir: &Path, steps: usize) {
 #[test]
 fn killed_and_interrupted_runs_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_dates_config(dir.path(), "valid_every = 2\nepochs = 50");
+    // Far more epochs than the test waits for: a run that finished on its own before the
+    // Ctrl-C (a tiny epoch takes milliseconds) would exit 0.
+    let cfg = tiny_dates_config(dir.path(), "valid_every = 2\nepochs = 100000");
     let run_dir = dir.path().join("run");
     let mut child = rnnsearch()
         .args(["train", "--threads", "1", "--config"])
@@ -201,24 +203,12 @@ fn killed_and_interrupted_runs_resume() {
     assert!(state["step"].as_u64().unwrap() as usize >= before);
 }
 
-fn tiny_run(dir: &Path) -> std::path::PathBuf {
-    let cfg = tiny_dates_config(dir, "epochs = 1\nmax_steps = 30\nvalid_every = 30");
-    let run_dir = dir.join("run");
-    let out = run(rnnsearch()
-        .args(["train", "--threads", "1", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&run_dir));
-    assert!(out.status.success());
-    run_dir
-}
-
 /// Greedy and beam output is the same at batch size 1 and at the default batching, and with
 /// either engine.
 #[test]
 fn translations_do_not_depend_on_the_batch_size() {
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = tiny_run(dir.path());
+    let run_dir = tiny_dates_run(dir.path(), 30);
     let input = dir.path().join("in.txt");
     std::fs::write(
         &input,
@@ -248,7 +238,7 @@ fn translations_do_not_depend_on_the_batch_size() {
 #[test]
 fn attention_figures_and_curves_are_drawn() {
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = tiny_run(dir.path());
+    let run_dir = tiny_dates_run(dir.path(), 30);
     assert!(
         run_dir.join("curves.png").is_file(),
         "train draws curves.png at validation"

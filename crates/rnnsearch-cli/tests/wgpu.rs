@@ -11,7 +11,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::{rnnsearch, run, stdout, tiny_dates_config};
+use common::{rnnsearch, run, stdout, tiny_dates_config, tiny_dates_run};
 use gpu::{batch, gpu, tiny_config, VOCAB};
 use rnnsearch_data::Batch;
 use rnnsearch_train::{adam, optimize_step, StepSetup, TrainConfig};
@@ -115,14 +115,8 @@ fn the_commands_run_on_wgpu_and_translate_alike() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_dates_config(dir.path(), "epochs = 1\nmax_steps = 60\nvalid_every = 60");
-    let cpu_run = dir.path().join("cpu");
-    let out = run(rnnsearch()
-        .args(["train", "--threads", "1", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&cpu_run));
-    assert!(out.status.success());
+    let cpu_run = tiny_dates_run(dir.path(), 60);
+    let cfg = dir.path().join("tiny.toml");
 
     let input = dir.path().join("in.txt");
     std::fs::write(
@@ -206,14 +200,7 @@ const NO_VULKAN: [(&str, &str); 2] = [
 #[test]
 fn greedy_translations_on_opengl_equal_the_cpus() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_dates_config(dir.path(), "epochs = 1\nmax_steps = 40\nvalid_every = 40");
-    let run_dir = dir.path().join("run");
-    let out = run(rnnsearch()
-        .args(["train", "--threads", "1", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&run_dir));
-    assert!(out.status.success());
+    let run_dir = tiny_dates_run(dir.path(), 40);
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "9 May 2018\n12/11/1999\nsunday, 31 december 2099\n").unwrap();
     let translate = |backend: &str, env: &[(&str, &str)]| {
