@@ -281,27 +281,24 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Σ x_i, in eight interleaved sums so that it vectorises.
 #[inline]
 pub fn sum(x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let x8 = x.chunks_exact(8);
-    let tail: f32 = x8.remainder().iter().sum();
-    for x in x8 {
-        lanes.iter_mut().zip(x).for_each(|(l, v)| *l += v);
-    }
-    lanes.iter().sum::<f32>() + tail
+    sum_of(x, |v| v)
 }
 
-/// Σ_i exp(x_i − shift), added up in the order [`sum`] adds (the same bits as `sum` of the
+/// Σ_i exp(x_i − shift), added up as [`sum`] adds (the same bits as `sum` of the
 /// exponentials) without a buffer for them.
 #[inline]
 pub fn sum_exp(x: &[f32], shift: f32) -> f32 {
+    sum_of(x, |v| exp(v - shift))
+}
+
+/// Σ_i f(x_i) in eight interleaved sums: the one summation order of [`sum`] and [`sum_exp`].
+#[inline(always)]
+fn sum_of(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0.0f32; 8];
     let x8 = x.chunks_exact(8);
-    let tail: f32 = x8.remainder().iter().map(|&v| exp(v - shift)).sum();
+    let tail: f32 = x8.remainder().iter().map(|&v| f(v)).sum();
     for x in x8 {
-        lanes
-            .iter_mut()
-            .zip(x)
-            .for_each(|(l, &v)| *l += exp(v - shift));
+        lanes.iter_mut().zip(x).for_each(|(l, &v)| *l += f(v));
     }
     lanes.iter().sum::<f32>() + tail
 }

@@ -94,6 +94,7 @@ pub struct BurnSteps<'m> {
     projected: ProjectedAnnotations,
     state: Option<RecurrentState<2>>,
     weights: StepWeights,
+    /// The last step's rows, held here for [`StepScores`] to borrow.
     log_probs: Vec<f32>,
     alignment: Vec<f32>,
 }
