@@ -82,8 +82,9 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "FILE", requires = "model")]
     pub output: Option<PathBuf>,
 
-    /// Checkpoint to load in model mode (best, last, an averaged one, step-NNNNNNN)
-    #[arg(long, value_name = "NAME", default_value = "best")]
+    /// Checkpoint to load in model mode (best, last, an averaged one, step-NNNNNNN; several,
+    /// comma-separated, translate as an ensemble)
+    #[arg(long, value_name = "NAME[,NAME...]", default_value = "best")]
     pub checkpoint: String,
 
     /// Compute backend in model mode

@@ -30,8 +30,9 @@ pub struct ModelArgs {
     /// Run directory of a trained model
     #[arg(long, value_name = "RUN_DIR")]
     pub model: PathBuf,
-    /// Checkpoint to load: best, last, a name given to `rnnsearch average`, or step-NNNNNNN
-    #[arg(long, value_name = "NAME", default_value = "best")]
+    /// Checkpoint to load: best, last, a name given to `rnnsearch average`, or step-NNNNNNN;
+    /// several, comma-separated, translate as an ensemble (the mean of their distributions)
+    #[arg(long, value_name = "NAME[,NAME...]", default_value = "best")]
     pub checkpoint: String,
     /// Beam size, 1 for greedy [default: 5; for `attention`: 1]
     #[arg(long, value_name = "K")]
@@ -91,8 +92,19 @@ pub fn translate_lines(
     if nbest > beam {
         bail!("--nbest {nbest} needs --beam of at least {nbest}");
     }
+    let names: Vec<&str> = args.checkpoint.split(',').map(str::trim).collect();
+    if names.iter().any(|n| n.is_empty()) {
+        bail!(
+            "--checkpoint `{}`: a checkpoint name is empty (list names as best,step-0001000)",
+            args.checkpoint
+        );
+    }
     let device = args.backend.device()?;
-    let run = rundir::load(&args.model, &args.checkpoint, &device)?;
+    let run = rundir::load(&args.model, names[0], &device)?;
+    let others = names[1..]
+        .iter()
+        .map(|name| Ok(run.load_checkpoint(&args.model, name, &device)?.0))
+        .collect::<Result<Vec<_>>>()?;
     let search = SearchConfig {
         beam,
         alpha: args.alpha,
@@ -101,7 +113,8 @@ pub fn translate_lines(
         alignments,
     };
     let fused = use_fused(args.backend.engine(args.engine), &run.config.model)?;
-    let translator = Translator::new(&run.model, &run.src_vocab, &run.tgt_vocab, device, fused);
+    let models = std::iter::once(&run.model).chain(&others).collect();
+    let translator = Translator::ensemble(models, &run.src_vocab, &run.tgt_vocab, device, fused);
     let bar = (input_is_file && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(lines.len() as u64);
         bar.set_style(

@@ -283,7 +283,8 @@ fn attention_figures_and_curves_are_drawn() {
 }
 
 /// `train.keep_checkpoints` keeps the last N step checkpoints; `average` makes a checkpoint
-/// that translates; too few checkpoints and unknown names are clear errors.
+/// that translates; checkpoints translate as an ensemble; too few checkpoints, unknown and empty
+/// names are clear errors.
 #[test]
 fn averaged_checkpoints_translate() {
     let dir = tempfile::tempdir().unwrap();
@@ -345,4 +346,18 @@ fn averaged_checkpoints_translate() {
     let missing = translate("nosuch");
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("nosuch"));
+
+    // Ensembles: several checkpoints, comma-separated; one model twice is that model.
+    let ensemble = translate("step-0000016,step-0000024");
+    assert!(ensemble.status.success(), "{}", stderr(&ensemble));
+    assert_eq!(stdout(&ensemble).lines().count(), 1);
+    let (best, twice) = (translate("best"), translate("best,best"));
+    assert!(twice.status.success(), "{}", stderr(&twice));
+    assert_eq!(stdout(&best), stdout(&twice));
+    let missing_member = translate("best,nosuch");
+    assert!(!missing_member.status.success());
+    assert!(stderr(&missing_member).contains("nosuch"));
+    let empty = translate("best,");
+    assert!(!empty.status.success());
+    assert!(stderr(&empty).contains("checkpoint name is empty"));
 }

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::linalg::{dot, exp, tanh};
+use crate::linalg::{avx2_dispatch, dot, exp, tanh};
 
 /// The shapes of one step: batch, src_len, annotation size 2n, attention size a.
 #[derive(Clone, Copy, Debug)]
@@ -48,34 +48,61 @@ pub fn forward(
         .zip(context.par_chunks_mut(h2))
         .enumerate()
         .for_each(|(b, ((hidden, alpha), ctx))| {
-            let q = &query[(b + 1) * query_stride - a..(b + 1) * query_stride];
-            let len = lengths[b];
-            let mut max = f32::NEG_INFINITY;
-            for j in 0..len {
-                let k = &keys[(b * s + j) * a..(b * s + j + 1) * a];
-                let hid = &mut hidden[j * a..(j + 1) * a];
-                hid.iter_mut()
-                    .zip(k.iter().zip(q))
-                    .for_each(|(t, (k, q))| *t = tanh(k + q));
-                let e = dot(hid, energy);
-                alpha[j] = e;
-                max = max.max(e);
-            }
-            let mut sum = 0.0;
-            for e in &mut alpha[..len] {
-                *e = exp(*e - max);
-                sum += *e;
-            }
-            alpha[..len].iter_mut().for_each(|e| *e /= sum);
-            alpha[len..].fill(0.0);
-            hidden[len * a..].fill(0.0);
-            ctx.fill(0.0);
-            for j in 0..len {
-                let h = &annotations[(b * s + j) * h2..(b * s + j + 1) * h2];
-                let w = alpha[j];
-                ctx.iter_mut().zip(h).for_each(|(c, h)| *c += w * h);
-            }
+            attend(
+                &query[(b + 1) * query_stride - a..(b + 1) * query_stride],
+                &keys[b * s * a..(b + 1) * s * a],
+                &annotations[b * s * h2..(b + 1) * s * h2],
+                lengths[b],
+                energy,
+                hidden,
+                alpha,
+                ctx,
+            )
         });
+}
+
+avx2_dispatch! {
+    /// One sentence of [`forward`]: e_j = v_a · tanh(q + k_j) over its `len` positions (`keys`
+    /// `[src_len, a]`, the tanh layer written to `hidden`), α = softmax(e) and
+    /// c = Σ_j α_j h_j (`annotations` `[src_len, 2n]`); padding gets α_j = 0.
+    #[allow(clippy::too_many_arguments)]
+    fn attend(
+        q: &[f32],
+        keys: &[f32],
+        annotations: &[f32],
+        len: usize,
+        energy: &[f32],
+        hidden: &mut [f32],
+        alpha: &mut [f32],
+        ctx: &mut [f32],
+    ) {
+        let (a, h2) = (q.len(), ctx.len());
+        let mut max = f32::NEG_INFINITY;
+        for j in 0..len {
+            let k = &keys[j * a..(j + 1) * a];
+            let hid = &mut hidden[j * a..(j + 1) * a];
+            hid.iter_mut()
+                .zip(k.iter().zip(q))
+                .for_each(|(t, (k, q))| *t = tanh(k + q));
+            let e = dot(hid, energy);
+            alpha[j] = e;
+            max = max.max(e);
+        }
+        let mut sum = 0.0;
+        for e in &mut alpha[..len] {
+            *e = exp(*e - max);
+            sum += *e;
+        }
+        alpha[..len].iter_mut().for_each(|e| *e /= sum);
+        alpha[len..].fill(0.0);
+        hidden[len * a..].fill(0.0);
+        ctx.fill(0.0);
+        for j in 0..len {
+            let h = &annotations[j * h2..(j + 1) * h2];
+            let w = alpha[j];
+            ctx.iter_mut().zip(h).for_each(|(c, h)| *c += w * h);
+        }
+    }
 }
 
 /// Back-propagates ∂L/∂c_i (`d_context`, `[batch, 2n]`) through one step.

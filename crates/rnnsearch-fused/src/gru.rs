@@ -5,7 +5,7 @@
 //!
 //! r = σ(x_r + u_r), z = σ(x_z + u_z), ñ = tanh(x_n + r ⊙ u_n), h' = ñ + z ⊙ (h − ñ).
 
-use crate::linalg::{sigmoid, tanh};
+use crate::linalg::{avx2_dispatch, sigmoid, tanh};
 
 /// What the backward pass needs from one step, each `[batch, d]`.
 #[derive(Clone, Debug, Default)]
@@ -28,6 +28,7 @@ impl StepCache {
     }
 }
 
+avx2_dispatch! {
 /// h' from x (`[batch, 3d]`), u (`[batch, 3d]`) and h (`[batch, d]`), filling `cache`.
 pub fn forward(
     x: &[f32],
@@ -55,6 +56,7 @@ pub fn forward(
             cache.recurrent_candidate[i] = u[2 * d + k];
         }
     }
+}
 }
 
 /// Derivatives of one step given ∂L/∂h' (`dh`, `[batch, d]`) and the state h it started from.

@@ -2,13 +2,15 @@
 //! advance every row (sentence × beam) by one decoder step per call. The search itself (greedy,
 //! beam) lives in `rnnsearch-model`; this is the fast CPU path under it.
 //!
-//! log p(y_i | y_<i, x) = log_softmax(W_o maxout(U_o s_i + C_o c_i + V_o E y_{i-1} + b_o) + b).
-
-use rayon::prelude::*;
+//! z_i = W_o maxout(U_o s_i + C_o c_i + V_o E y_{i-1} + b_o) + b,
+//! log p(y_i = v | y_<i, x) = z_i[v] − log Σ_w exp z_i[w].
+//!
+//! A step hands the search z_i and the log-normaliser rather than normalised rows: greedy and
+//! beam search rank each row by z_i alone, so writing z_i − lse over all V would be a pass
+//! over the largest buffer of the step for nothing.
 
 use crate::decoder::Stepper;
 use crate::gru::StepCache;
-use crate::linalg::{max, sum_exp};
 use crate::output;
 use crate::step::{embed, encode, input_terms, output_features, Masks};
 use crate::{Dims, Weights};
@@ -29,8 +31,10 @@ pub struct Decoding {
     stepper: Stepper,
     hidden: Vec<f32>,
     cache: StepCache,
-    /// The last step's log p(y_i | y_<i, x), `[rows, V]`, kept to be written over by the next.
-    log_probs: Vec<f32>,
+    /// The last step's z_i, `[rows, V]`, kept to be written over by the next.
+    logits: Vec<f32>,
+    /// The last step's log Σ_v exp z_i[v], `[rows]`.
+    log_normalizers: Vec<f32>,
     /// The last step's α_i, `[rows, src_len]`.
     alignment: Vec<f32>,
 }
@@ -47,15 +51,6 @@ fn repeat_rows(x: &[f32], width: usize, copies: usize) -> Vec<f32> {
         }
     }
     out
-}
-
-/// Replaces each row of `x` (`[rows, vocab]`) with its log-softmax.
-fn log_softmax_rows(x: &mut [f32], vocab: usize) {
-    x.par_chunks_mut(vocab).for_each(|row| {
-        let max = max(row);
-        let lse = max + sum_exp(row, max).ln();
-        row.iter_mut().for_each(|v| *v -= lse);
-    });
 }
 
 impl Decoding {
@@ -87,7 +82,8 @@ impl Decoding {
             stepper: Stepper::new(weights, dims, rows, src_len),
             hidden: vec![0.0; rows * src_len * a],
             cache: StepCache::new(rows, m),
-            log_probs: Vec::new(),
+            logits: Vec::new(),
+            log_normalizers: Vec::new(),
             alignment: Vec::new(),
         }
     }
@@ -98,8 +94,9 @@ impl Decoding {
     }
 
     /// Advances every row by one token, `previous` being each row's last output (`<s>` at
-    /// first). Returns log p(y_i | y_<i, x), `[rows, V]`, and α_i, `[rows, src_len]`.
-    pub fn step(&mut self, weights: &Weights, previous: &[usize]) -> (&[f32], &[f32]) {
+    /// first). Returns z_i, `[rows, V]`, log Σ_v exp z_i[v], `[rows]`, and α_i,
+    /// `[rows, src_len]`.
+    pub fn step(&mut self, weights: &Weights, previous: &[usize]) -> (&[f32], &[f32], &[f32]) {
         let Dims {
             embedding: e,
             decoder_hidden: m,
@@ -130,7 +127,7 @@ impl Decoding {
         );
 
         let features = output_features(&next, &context, &embedded, &self.dims);
-        output::logits_into(
+        output::logits_and_normalizers(
             &features,
             m + h2 + e,
             weights.deep_w,
@@ -138,11 +135,11 @@ impl Decoding {
             weights.out_w,
             weights.out_b,
             l,
-            &mut self.log_probs,
+            &mut self.logits,
+            &mut self.log_normalizers,
         );
-        log_softmax_rows(&mut self.log_probs, self.dims.tgt_vocab);
         self.states = next;
-        (&self.log_probs, &self.alignment)
+        (&self.logits, &self.log_normalizers, &self.alignment)
     }
 
     /// Keeps only `rows`, in that order: row r becomes old row `rows[r]` (sentences that are

@@ -8,7 +8,10 @@
 
 use rayon::prelude::*;
 
-use crate::linalg::{add_bias, add_column_sums, exp, matmul, max, sum, Layout};
+use crate::linalg::{
+    add_bias, add_column_sums, affine_by_column_blocks, avx2_dispatch, exp, matmul, max,
+    max_and_sum_exp, sum, Layout,
+};
 
 /// What the backward pass needs.
 pub struct OutputCache {
@@ -48,8 +51,7 @@ pub fn forward(
     if let Some(mask) = &mask {
         t.iter_mut().zip(mask).for_each(|(t, m)| *t *= m);
     }
-    let mut logits = Vec::new();
-    project_into(&t, out_w, out_b, l, &mut logits);
+    let logits = project(&t, out_w, out_b, l);
     (
         logits,
         OutputCache {
@@ -62,10 +64,14 @@ pub fn forward(
     )
 }
 
-/// Logits `[rows, V]` from `features`, written over `logits` (translation: no dropout, nothing
-/// kept for a backward pass, and the caller's buffer reused from step to step).
+/// Logits `[rows, V]` from `features`, written over `logits`, and per row the log-normaliser
+/// lse = log Σ_v exp(logit_v), written over `log_normalizers`, so that
+/// log p(v) = logit_v − lse. For translation: no dropout, nothing kept for a backward pass, the
+/// caller's buffers reused from step to step, and lse gathered block by block of the
+/// vocabulary while each block of logits is still in cache, instead of in passes of its own
+/// over all of them.
 #[allow(clippy::too_many_arguments)]
-pub fn logits_into(
+pub fn logits_and_normalizers(
     features: &[f32],
     d_features: usize,
     deep_w: &[f32],
@@ -74,9 +80,36 @@ pub fn logits_into(
     out_b: &[f32],
     l: usize,
     logits: &mut Vec<f32>,
+    log_normalizers: &mut Vec<f32>,
 ) {
+    // Logits per block: a block of all rows stays within a core's L2 (1 MiB here).
+    const BLOCK_FLOATS: usize = 1 << 17;
     let (t, _) = maxout(features, d_features, deep_w, deep_b, l);
-    project_into(&t, out_w, out_b, l, logits);
+    let rows = t.len() / l;
+    let vocab = out_b.len();
+    logits.resize(rows * vocab, 0.0);
+    // ... and every thread gets a block when there are few rows.
+    let block = (BLOCK_FLOATS / rows.max(1))
+        .min(vocab.div_ceil(rayon::current_num_threads()))
+        .clamp(512, 4096);
+    // Per block and row: (max, Σ exp(logit − max)) over the block's columns.
+    let blocks = affine_by_column_blocks(
+        rows,
+        l,
+        vocab,
+        &t,
+        out_w,
+        out_b,
+        logits,
+        block,
+        max_and_sum_exp,
+    );
+    log_normalizers.clear();
+    log_normalizers.extend((0..rows).map(|r| {
+        let top = blocks.iter().fold(f32::NEG_INFINITY, |m, b| m.max(b[r].0));
+        let total: f32 = blocks.iter().map(|b| b[r].1 * exp(b[r].0 - top)).sum();
+        top + total.ln()
+    }));
 }
 
 /// t = maxout(features W + b) (`[rows, l]`) and, per unit, whether the upper half won.
@@ -113,14 +146,22 @@ fn maxout(
     (t, upper_won)
 }
 
-/// logits = t W_o + b over `logits`, resized to `[rows, V]`: a buffer kept from an earlier
-/// call of the same size is overwritten rather than allocated (and zeroed by the kernel) anew.
-fn project_into(t: &[f32], out_w: &[f32], out_b: &[f32], l: usize, logits: &mut Vec<f32>) {
+/// logits = t W_o + b, `[rows, V]`.
+fn project(t: &[f32], out_w: &[f32], out_b: &[f32], l: usize) -> Vec<f32> {
     let rows = t.len() / l;
-    let vocab = out_b.len();
-    logits.resize(rows * vocab, 0.0);
-    matmul(Layout::NN, rows, l, vocab, t, out_w, logits, false);
-    add_bias(logits, out_b);
+    let mut logits = vec![0.0; rows * out_b.len()];
+    matmul(
+        Layout::NN,
+        rows,
+        l,
+        out_b.len(),
+        t,
+        out_w,
+        &mut logits,
+        false,
+    );
+    add_bias(&mut logits, out_b);
+    logits
 }
 
 /// Computes L = Σ_r weights_r ℓ_r and Σ −log p(y_r) over the rows with a non-zero weight,
@@ -136,33 +177,40 @@ pub fn loss_and_gradient(
     logits
         .par_chunks_mut(vocab)
         .zip(targets.par_iter().zip(weights.par_iter()))
-        .map(|(x, (&y, &w))| {
-            if w == 0.0 {
-                x.fill(0.0);
-                return LossSums::default();
-            }
-            let max = max(x);
-            let mean = sum(x) as f64 / vocab as f64;
-            let target = x[y];
-            x.iter_mut().for_each(|v| *v = exp(*v - max));
-            let sum = sum(x) as f64;
-            let lse = max as f64 + sum.ln();
-            let nll = lse - target as f64;
-            let scale = (1.0 / sum) as f32;
-            for v in x.iter_mut() {
-                *v = w * (*v * scale - uniform);
-            }
-            x[y] -= w * (1.0 - smoothing);
-            LossSums {
-                objective: w as f64
-                    * ((1.0 - smoothing as f64) * nll + smoothing as f64 * (lse - mean)),
-                nll,
-            }
-        })
+        .map(|(x, (&y, &w))| row_loss_and_gradient(x, y, w, smoothing, uniform))
         .reduce(LossSums::default, |a, b| LossSums {
             objective: a.objective + b.objective,
             nll: a.nll + b.nll,
         })
+}
+
+avx2_dispatch! {
+    /// One row of [`loss_and_gradient`]: its loss terms, with `x` (the row's logits) replaced
+    /// by ∂L/∂logits.
+    fn row_loss_and_gradient(x: &mut [f32], y: usize, w: f32, smoothing: f32, uniform: f32) -> LossSums {
+        if w == 0.0 {
+            x.fill(0.0);
+            return LossSums::default();
+        }
+        let vocab = x.len();
+        let max = max(x);
+        let mean = sum(x) as f64 / vocab as f64;
+        let target = x[y];
+        x.iter_mut().for_each(|v| *v = exp(*v - max));
+        let sum = sum(x) as f64;
+        let lse = max as f64 + sum.ln();
+        let nll = lse - target as f64;
+        let scale = (1.0 / sum) as f32;
+        for v in x.iter_mut() {
+            *v = w * (*v * scale - uniform);
+        }
+        x[y] -= w * (1.0 - smoothing);
+        LossSums {
+            objective: w as f64
+                * ((1.0 - smoothing as f64) * nll + smoothing as f64 * (lse - mean)),
+            nll,
+        }
+    }
 }
 
 /// Back-propagates ∂L/∂logits through the projection and the deep output.
@@ -229,4 +277,45 @@ pub fn backward(
         false,
     );
     d_features
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisers_over_blocks_are_the_log_sum_exp_of_the_logits() {
+        // 300 rows give blocks of 512 logits: three blocks of a vocabulary of 1,500.
+        let (rows, d, l, vocab) = (300, 6, 4, 1500);
+        let wave =
+            |n: usize, f: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * f).sin()).collect() };
+        let features = wave(rows * d, 0.37);
+        let (deep_w, deep_b) = (wave(d * 2 * l, 0.91), wave(2 * l, 0.13));
+        let out_w: Vec<f32> = wave(l * vocab, 0.071).iter().map(|w| 4.0 * w).collect();
+        let out_b = wave(vocab, 0.29);
+        let (mut logits, mut lse) = (vec![f32::NAN; 7], vec![f32::NAN; 3]);
+        logits_and_normalizers(
+            &features,
+            d,
+            &deep_w,
+            &deep_b,
+            &out_w,
+            &out_b,
+            l,
+            &mut logits,
+            &mut lse,
+        );
+
+        let (t, _) = maxout(&features, d, &deep_w, &deep_b, l);
+        let want = project(&t, &out_w, &out_b, l);
+        assert_eq!(logits.len(), want.len());
+        assert!(logits.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));
+        assert_eq!(lse.len(), rows);
+        for (row, &got) in want.chunks_exact(vocab).zip(&lse) {
+            let top = row.iter().fold(f32::NEG_INFINITY, |m, &z| m.max(z)) as f64;
+            let total: f64 = row.iter().map(|&z| (z as f64 - top).exp()).sum();
+            let expected = top + total.ln();
+            assert!((got as f64 - expected).abs() < 1e-4, "{got} vs {expected}");
+        }
+    }
 }

@@ -15,5 +15,5 @@ pub use decoder::{Bridge, Decoder, DecoderConfig, DecoderStep, DeepOutput};
 pub use encoder::{Encoded, Encoder, EncoderConfig};
 pub use model::{ModelConfig, Seq2Seq, TeacherForced};
 pub use search::{
-    search, search_with, BurnSteps, Hypothesis, SearchConfig, StepDecoder, StepScores,
+    search, search_with, BurnSteps, Ensemble, Hypothesis, SearchConfig, StepDecoder, StepScores,
 };

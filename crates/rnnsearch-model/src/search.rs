@@ -67,13 +67,32 @@ pub struct Hypothesis {
 
 /// What a decoder step gives the search, for every row (sentence × beam): borrowed from the
 /// decoder, whose buffers the next step writes over.
+///
+/// The rows come unnormalised, with their normalisers: log p(y_i = v | y_<i, x) =
+/// `logits[row][v] − log_normalizers[row]`. The search ranks within a row by the logits alone
+/// and subtracts the normaliser only from the tokens it keeps, so a decoder need not write
+/// normalised rows (a pass over all V per row).
 pub struct StepScores<'a> {
-    /// log p(y_i | y_<i, x), `[rows, V]`.
-    pub log_probs: &'a [f32],
+    /// z_i, `[rows, V]`: the log-probabilities up to a constant per row.
+    pub logits: &'a [f32],
+    /// log Σ_v exp z_i[v], `[rows]` (zeros when `logits` are log-probabilities already).
+    pub log_normalizers: &'a [f32],
     /// α_i, `[rows, src_len]`, when asked for.
     pub alignment: Option<&'a [f32]>,
     /// Source positions (padded): the width of an alignment row.
     pub src_len: usize,
+}
+
+impl StepScores<'_> {
+    /// log p(y_i | y_<i, x), `[rows, V]`.
+    pub fn log_probs(&self) -> Vec<f32> {
+        let vocab = self.logits.len() / self.log_normalizers.len().max(1);
+        self.logits
+            .chunks_exact(vocab.max(1))
+            .zip(self.log_normalizers)
+            .flat_map(|(row, &lse)| row.iter().map(move |&z| z - lse))
+            .collect()
+    }
 }
 
 /// A batch being decoded, `rows_per_sentence` rows per sentence, row r of sentence b at
@@ -94,8 +113,10 @@ pub struct BurnSteps<'m> {
     projected: ProjectedAnnotations,
     state: Option<RecurrentState<2>>,
     weights: StepWeights,
-    /// The last step's rows, held here for [`StepScores`] to borrow.
+    /// The last step's rows, held here for [`StepScores`] to borrow: log-probabilities, so
+    /// their normalisers are zeros.
     log_probs: Vec<f32>,
+    zeros: Vec<f32>,
     alignment: Vec<f32>,
 }
 
@@ -130,6 +151,7 @@ impl<'m> BurnSteps<'m> {
             state: Some(state),
             weights: decoder.step_weights(),
             log_probs: Vec::new(),
+            zeros: Vec::new(),
             alignment: Vec::new(),
         }
     }
@@ -159,8 +181,10 @@ impl StepDecoder for BurnSteps<'_> {
         if alignments {
             self.alignment = to_vec_f32(step.alignment_weights);
         }
+        self.zeros.resize(rows, 0.0);
         StepScores {
-            log_probs: &self.log_probs,
+            logits: &self.log_probs,
+            log_normalizers: &self.zeros,
             alignment: alignments.then_some(&self.alignment[..]),
             src_len: self.projected.padding.dims()[1],
         }
@@ -177,6 +201,85 @@ impl StepDecoder for BurnSteps<'_> {
         self.projected = self.projected.select(rows.clone());
         let state = self.state.take().expect("a state between steps");
         self.state = Some(state.select(0, rows));
+    }
+}
+
+/// Several decoders over one target vocabulary as one: p(y_i | y_<i, x) = (1/N) Σ_n
+/// p_n(y_i | y_<i, x), the mean of the members' distributions (OpenNMT-py's `-avg_raw_probs`;
+/// a mixture stays a distribution, unlike a mean of log-probabilities), and α_i the mean of
+/// theirs. The members see the same rows, reorders and retains.
+pub struct Ensemble<D> {
+    members: Vec<D>,
+    /// log of the mean distribution, `[rows, V]`.
+    log_probs: Vec<f32>,
+    zeros: Vec<f32>,
+    alignment: Vec<f32>,
+}
+
+impl<D: StepDecoder> Ensemble<D> {
+    /// An ensemble of `members` (at least one), each made for the same batch.
+    pub fn new(members: Vec<D>) -> Self {
+        assert!(!members.is_empty(), "an ensemble needs a member");
+        Self {
+            members,
+            log_probs: Vec::new(),
+            zeros: Vec::new(),
+            alignment: Vec::new(),
+        }
+    }
+}
+
+impl<D: StepDecoder> StepDecoder for Ensemble<D> {
+    fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores<'_> {
+        let weight = 1.0 / self.members.len() as f32;
+        let mut src_len = 0;
+        for (n, member) in self.members.iter_mut().enumerate() {
+            let step = member.step(previous, alignments);
+            debug_assert_eq!(
+                step.log_normalizers.len(),
+                previous.len(),
+                "member {n}: rows"
+            );
+            src_len = step.src_len;
+            if n == 0 {
+                self.log_probs.clear();
+                self.log_probs.resize(step.logits.len(), 0.0);
+                self.alignment.clear();
+            }
+            let vocab = step.logits.len() / previous.len().max(1);
+            self.log_probs
+                .par_chunks_exact_mut(vocab.max(1))
+                .zip(step.logits.par_chunks_exact(vocab.max(1)))
+                .zip(step.log_normalizers.par_iter())
+                .for_each(|((mean, z), &lse)| {
+                    mean.iter_mut()
+                        .zip(z)
+                        .for_each(|(p, &z)| *p += weight * (z - lse).exp());
+                });
+            if let Some(alignment) = step.alignment {
+                self.alignment.resize(alignment.len(), 0.0);
+                self.alignment
+                    .iter_mut()
+                    .zip(alignment)
+                    .for_each(|(mean, &a)| *mean += weight * a);
+            }
+        }
+        self.log_probs.par_iter_mut().for_each(|p| *p = p.ln());
+        self.zeros.resize(previous.len(), 0.0);
+        StepScores {
+            logits: &self.log_probs,
+            log_normalizers: &self.zeros,
+            alignment: alignments.then_some(&self.alignment[..]),
+            src_len,
+        }
+    }
+
+    fn reorder(&mut self, origin: &[usize]) {
+        self.members.iter_mut().for_each(|m| m.reorder(origin));
+    }
+
+    fn retain(&mut self, rows: &[usize]) {
+        self.members.iter_mut().for_each(|m| m.retain(rows));
     }
 }
 
@@ -227,15 +330,30 @@ fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("float tensor")
 }
 
-/// The largest value of a row and its index (the first one on ties).
+/// The largest value of a row, NaNs aside, and its index (the first one on ties; (−∞, 0) when
+/// there is no value above −∞): the maximum in a pass that vectorises, then its first position.
 fn argmax(row: &[f32]) -> (f32, u32) {
-    let mut best = (f32::NEG_INFINITY, 0u32);
-    for (j, &v) in row.iter().enumerate() {
-        if v > best.0 {
-            best = (v, j as u32);
-        }
+    let best = max(row);
+    let j = row.iter().position(|&v| v == best).unwrap_or(0);
+    (best, j as u32)
+}
+
+/// The largest of `x` (−∞ when empty; NaNs ignored), in sixteen interleaved maxima.
+fn max(x: &[f32]) -> f32 {
+    let larger = |m: f32, v: f32| if v > m { v } else { m };
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| larger(m, v));
+    for chunk in chunks {
+        lanes
+            .iter_mut()
+            .zip(chunk)
+            .for_each(|(l, &v)| *l = larger(*l, v));
     }
-    best
+    lanes.iter().fold(tail, |m, &v| larger(m, v))
 }
 
 /// Batched greedy search: y_i = argmax p(y | y_<i, x) until `</s>` or the length limit.
@@ -255,13 +373,13 @@ fn greedy(
     let mut previous = vec![BOS; batch];
     for i in 0..longest {
         let step = decoder.step(&previous, config.alignments);
-        let vocab = step.log_probs.len() / sentence.len().max(1);
+        let vocab = step.logits.len() / sentence.len().max(1);
         for (r, &b) in sentence.iter().enumerate() {
             if done[b] {
                 continue;
             }
-            let (score, token) = argmax(&step.log_probs[r * vocab..(r + 1) * vocab]);
-            hyps[b].score += score;
+            let (z, token) = argmax(&step.logits[r * vocab..(r + 1) * vocab]);
+            hyps[b].score += z - step.log_normalizers[r];
             if let Some(a) = &step.alignment {
                 let at = r * step.src_len;
                 hyps[b].alignment.push(a[at..at + lengths[b]].to_vec());
@@ -297,24 +415,25 @@ struct Beam {
     alignment: Vec<Vec<f32>>,
 }
 
-/// The `width` best continuations of every sentence: for its K rows of `log_probs`
-/// (`[sentences·K, V]`), score = row j's running log-probability + log p_j(token), as
-/// `(score, j·V + token)`, best first (ties: lower index first).
+/// The `width` best continuations of every sentence: for its K rows of `logits`
+/// (`[sentences·K, V]`), score = `offsets[j]` + z_j[token], as `(score, j·V + token)`, best
+/// first (ties: lower index first). With row j's running log-probability minus its
+/// log-normaliser as the offset, the score is the continuation's log-probability.
 ///
 /// The best `width` of a sentence are among the best `width` of each of its rows, so the rows
 /// are scanned on their own, in parallel, and only K·width candidates per sentence are merged
 /// (rather than adding the running score to all K·V and ranking them in one pass).
 fn best_continuations(
-    log_probs: &[f32],
+    logits: &[f32],
     vocab: usize,
-    running: &[f32],
+    offsets: &[f32],
     k: usize,
     width: usize,
 ) -> Vec<Vec<(f32, u32)>> {
-    let per_row: Vec<Vec<(f32, u32)>> = log_probs
+    let per_row: Vec<Vec<(f32, u32)>> = logits
         .par_chunks_exact(vocab)
-        .zip(running.par_iter())
-        .map(|(row, &r)| top_k(row.iter().map(|&v| r + v), width))
+        .zip(offsets.par_iter())
+        .map(|(row, &offset)| top_k(row, offset, width))
         .collect();
     per_row
         .chunks_exact(k)
@@ -331,17 +450,26 @@ fn best_continuations(
         .collect()
 }
 
-/// The `width` largest of `scores` with their positions, largest first (ties: lower position
-/// first), in one pass keeping a small sorted list.
-fn top_k(scores: impl Iterator<Item = f32>, width: usize) -> Vec<(f32, u32)> {
+/// The `width` largest of `offset + z` over a row's `z` with their positions, largest first
+/// (ties: lower position first), in one pass keeping a small sorted list. Once the list is
+/// full, a run of 16 values whose largest cannot enter it is skipped after one vectorised
+/// maximum, which is most of a row.
+fn top_k(row: &[f32], offset: f32, width: usize) -> Vec<(f32, u32)> {
+    const RUN: usize = 16;
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
-    for (j, v) in scores.enumerate() {
-        if best.len() == width && v.total_cmp(&best[width - 1].0).is_le() {
+    for (run, values) in row.chunks(RUN).enumerate() {
+        if best.len() == width && (offset + max(values)).total_cmp(&best[width - 1].0).is_le() {
             continue;
         }
-        let at = best.partition_point(|&(b, _)| b.total_cmp(&v).is_ge());
-        best.insert(at, (v, j as u32));
-        best.truncate(width);
+        for (i, &z) in values.iter().enumerate() {
+            let v = offset + z;
+            if best.len() == width && v.total_cmp(&best[width - 1].0).is_le() {
+                continue;
+            }
+            let at = best.partition_point(|&(b, _)| b.total_cmp(&v).is_ge());
+            best.insert(at, (v, (run * RUN + i) as u32));
+            best.truncate(width);
+        }
     }
     best
 }
@@ -383,18 +511,20 @@ fn beam_search(
     for i in 0..longest {
         let step = decoder.step(&previous, config.alignments);
         let src_len = step.src_len;
-        let vocab = step.log_probs.len() / (sentence.len() * k);
-        // Dead rows get -inf so they are never chosen.
-        let running: Vec<f32> = sentence
+        let vocab = step.logits.len() / (sentence.len() * k);
+        // log p(prefix) − lse per row, so that offset + z is log p(prefix, token); dead rows
+        // get -inf so they are never chosen.
+        let offsets: Vec<f32> = sentence
             .iter()
             .flat_map(|&b| (0..k).map(move |j| (b, j)))
-            .map(|(b, j)| match beams[b].get(j) {
-                Some(beam) if !done[b] => beam.log_prob,
+            .zip(step.log_normalizers)
+            .map(|((b, j), &lse)| match beams[b].get(j) {
+                Some(beam) if !done[b] => beam.log_prob - lse,
                 _ => f32::NEG_INFINITY,
             })
             .collect();
         let width = (2 * k).min(k * vocab);
-        let best = best_continuations(step.log_probs, vocab, &running, k, width);
+        let best = best_continuations(step.logits, vocab, &offsets, k, width);
         let alignment = step.alignment;
 
         let mut origin = vec![0usize; sentence.len() * k];
@@ -480,9 +610,94 @@ fn beam_search(
 mod tests {
     use super::*;
 
+    /// Every row gets the same unnormalised scores and alignment.
+    struct Fixed {
+        logits: Vec<f32>,
+        lse: f32,
+        alignment: Vec<f32>,
+        rows_z: Vec<f32>,
+        rows_lse: Vec<f32>,
+        rows_alignment: Vec<f32>,
+    }
+
+    impl Fixed {
+        fn new(logits: Vec<f32>, alignment: Vec<f32>) -> Self {
+            let lse = logits.iter().map(|z| z.exp()).sum::<f32>().ln();
+            Self {
+                logits,
+                lse,
+                alignment,
+                rows_z: vec![],
+                rows_lse: vec![],
+                rows_alignment: vec![],
+            }
+        }
+    }
+
+    impl StepDecoder for Fixed {
+        fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores<'_> {
+            self.rows_z = self.logits.repeat(previous.len());
+            self.rows_lse = vec![self.lse; previous.len()];
+            self.rows_alignment = self.alignment.repeat(previous.len());
+            StepScores {
+                logits: &self.rows_z,
+                log_normalizers: &self.rows_lse,
+                alignment: alignments.then_some(&self.rows_alignment[..]),
+                src_len: self.alignment.len(),
+            }
+        }
+        fn reorder(&mut self, _: &[usize]) {}
+        fn retain(&mut self, _: &[usize]) {}
+    }
+
+    #[test]
+    fn an_ensemble_takes_the_mean_of_the_distributions() {
+        let a = Fixed::new(vec![2.0, 0.0, -1.0, 0.5], vec![0.75, 0.25]);
+        let b = Fixed::new(vec![-1.0, 3.0, 0.0, 0.0], vec![0.25, 0.75]);
+        let softmax = |z: &[f32]| -> Vec<f32> {
+            let total: f32 = z.iter().map(|v| v.exp()).sum();
+            z.iter().map(|v| v.exp() / total).collect()
+        };
+        let want: Vec<f32> = softmax(&a.logits)
+            .iter()
+            .zip(softmax(&b.logits))
+            .map(|(p, q)| ((p + q) / 2.0).ln())
+            .collect();
+        let mut ensemble = Ensemble::new(vec![a, b]);
+        let step = ensemble.step(&[BOS, BOS, 7], true);
+        let got = step.log_probs();
+        assert_eq!(got.len(), 3 * 4);
+        for row in got.chunks_exact(4) {
+            assert!(
+                row.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5),
+                "{row:?}"
+            );
+        }
+        assert_eq!(step.alignment.unwrap(), &[0.5; 6]);
+        assert_eq!(step.src_len, 2);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        let mut row = vec![-1.0f32; 40];
+        row[33] = 2.5;
+        row[17] = 2.5;
+        assert_eq!(argmax(&row), (2.5, 17));
+        assert_eq!(argmax(&row[..17]), (-1.0, 0));
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 5]), (f32::NEG_INFINITY, 0));
+        assert_eq!(argmax(&[f32::NAN, 1.0, 3.0]), (3.0, 2));
+    }
+
     #[test]
     fn best_continuations_match_a_full_sort() {
-        let (k, vocab, sentences) = (3, 37, 2);
+        // 37: fewer values than the skipped runs; 1,001: mostly skipped runs, ties among them.
+        for vocab in [37, 1001] {
+            best_continuations_match_a_full_sort_at(vocab);
+        }
+    }
+
+    fn best_continuations_match_a_full_sort_at(vocab: usize) {
+        let (k, sentences) = (3, 2);
         let log_probs: Vec<f32> = (0..sentences * k * vocab)
             .map(|i| {
                 if i % 11 == 0 {
@@ -501,7 +716,7 @@ mod tests {
             let mut order: Vec<usize> = (0..k * vocab).collect();
             order.sort_by(|&a, &b| all[b].total_cmp(&all[a]).then(a.cmp(&b)));
             let want: Vec<(f32, u32)> = order[..6].iter().map(|&c| (all[c], c as u32)).collect();
-            assert_eq!(got, &want, "sentence {p}");
+            assert_eq!(got, &want, "vocabulary {vocab}, sentence {p}");
         }
     }
 }

@@ -140,7 +140,7 @@ pub enum Engine {
     /// burn's autodiff on the chosen backend (every model, every backend).
     Burn,
     /// The hand-written CPU step of `rnnsearch-fused` (GRU, additive attention,
-    /// backward-first bridge, maxout, untied output).
+    /// backward-first bridge, maxout; tied or untied output).
     Fused,
 }
 

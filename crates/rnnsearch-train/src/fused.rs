@@ -23,8 +23,6 @@ pub fn unsupported(model: &ModelConfig) -> Option<String> {
         "model.bridge is not \"backward-first\""
     } else if model.deep_output != DeepOutput::Maxout {
         "model.deep_output is not \"maxout\""
-    } else if model.tied_embeddings {
-        "model.tied_embeddings is true"
     } else {
         return None;
     };
@@ -56,6 +54,18 @@ fn present<const D: usize>(param: &Option<Param<Tensor<D>>>, what: &str) -> Vec<
             .as_ref()
             .unwrap_or_else(|| panic!("{what} is missing")),
     )
+}
+
+/// `x` (`[rows, cols]`, row-major) transposed to `[cols, rows]`.
+fn transposed(x: &[f32], cols: usize) -> Vec<f32> {
+    let rows = x.len() / cols;
+    let mut t = vec![0.0; x.len()];
+    for (r, row) in x.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
 }
 
 /// The four weights of a cell, owned.
@@ -156,7 +166,11 @@ impl FusedWeights {
             cell: CellValues::of(&decoder.cell),
             deep_w: values(&decoder.deep_output),
             deep_b: values(&decoder.deep_output_bias),
-            out_w: present(&decoder.output_projection, "W_o"),
+            out_w: match &decoder.output_projection {
+                Some(w_o) => values(w_o),
+                // Tied: W_o = Eᵀ, `[l = E, V]` from the target embeddings `[V, E]`.
+                None => transposed(&values(&decoder.embedding.weight), embedding),
+            },
             out_b: values(&decoder.output_bias),
         };
         if let Err(e) = dims.check(&weights.borrow()) {
@@ -226,9 +240,11 @@ impl StepDecoder for FusedSteps<'_> {
     fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores<'_> {
         let previous: Vec<usize> = previous.iter().map(|&t| t as usize).collect();
         let src_len = self.decoding.src_len();
-        let (log_probs, alignment) = self.decoding.step(&self.weights.borrow(), &previous);
+        let (logits, log_normalizers, alignment) =
+            self.decoding.step(&self.weights.borrow(), &previous);
         StepScores {
-            log_probs,
+            logits,
+            log_normalizers,
             alignment: alignments.then_some(alignment),
             src_len,
         }
@@ -296,11 +312,22 @@ pub fn gradients(
     register(&mut grads, &some(&attention.key_layer), g.key);
     register(&mut grads, &some(&attention.query_layer), g.query);
     register(&mut grads, &some(&attention.energy_layer), g.energy);
-    register(&mut grads, &decoder.embedding.weight, g.tgt_embedding);
+    match &decoder.output_projection {
+        Some(w_o) => {
+            register(&mut grads, &decoder.embedding.weight, g.tgt_embedding);
+            register(&mut grads, w_o, g.out_w);
+        }
+        None => {
+            // Tied: W_o = Eᵀ, so E gets ∂L/∂W_oᵀ on top of its own gradient.
+            let mut d_embedding = g.tgt_embedding;
+            let d_out = transposed(&g.out_w, dims.tgt_vocab);
+            d_embedding.iter_mut().zip(d_out).for_each(|(d, o)| *d += o);
+            register(&mut grads, &decoder.embedding.weight, d_embedding);
+        }
+    }
     register_cell(&mut grads, &decoder.cell, g.decoder);
     register(&mut grads, &decoder.deep_output, g.deep_w);
     register(&mut grads, &decoder.deep_output_bias, g.deep_b);
-    register(&mut grads, &some(&decoder.output_projection), g.out_w);
     register(&mut grads, &decoder.output_bias, g.out_b);
     FusedStep {
         loss: step.loss,
@@ -353,7 +380,7 @@ mod tests {
     /// burn's autodiff through `Seq2Seq::forward` (dropout off).
     #[test]
     fn fused_gradients_equal_autodiff() {
-        for layers in [1, 2] {
+        for (layers, tied) in [(1, false), (2, false), (1, true)] {
             let device = Device::flex().autodiff();
             device.seed(7);
             let config = ModelConfig {
@@ -362,7 +389,9 @@ mod tests {
                 hidden: 5,
                 decoder_hidden: 7,
                 attention: 4,
-                output: 3,
+                // W_o = Eᵀ needs the maxout's width to be the embedding's.
+                output: if tied { 6 } else { 3 },
+                tied_embeddings: tied,
                 dropout: 0.0,
                 embedding_init_std: 1.0,
                 ..ModelConfig::default()
@@ -407,7 +436,7 @@ mod tests {
                 let diff = w.iter().zip(g).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
                 assert!(
                     diff <= 1e-4 * scale.max(1.0),
-                    "layers {layers}: parameter of {} values differs by {diff} (scale {scale})",
+                    "layers {layers}, tied {tied}: parameter of {} values differs by {diff} (scale {scale})",
                     w.len()
                 );
             }
@@ -449,7 +478,10 @@ mod tests {
         for origin in [[1, 0, 2, 2, 5, 4], [0, 1, 3, 2, 4, 4]] {
             let (b, f) = (burn.step(&previous, true), fused.step(&previous, true));
             let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(a, b)| (a - b).abs() < 1e-4);
-            assert!(close(b.log_probs, f.log_probs), "log-probabilities differ");
+            assert!(
+                close(&b.log_probs(), &f.log_probs()),
+                "log-probabilities differ"
+            );
             assert!(
                 close(b.alignment.unwrap(), f.alignment.unwrap()),
                 "α differs"
@@ -462,11 +494,11 @@ mod tests {
         burn.retain(&[4, 1, 2]);
         fused.retain(&[4, 1, 2]);
         let (b, f) = (burn.step(&[5, 6, 7], true), fused.step(&[5, 6, 7], true));
-        assert_eq!(b.log_probs.len(), 3 * 11);
+        assert_eq!(b.logits.len(), 3 * 11);
         let diff = b
-            .log_probs
+            .log_probs()
             .iter()
-            .zip(f.log_probs)
+            .zip(f.log_probs())
             .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(diff < 1e-4, "after retain: {diff}");
 

@@ -69,6 +69,45 @@ pub fn load(run_dir: &Path, name: &str, device: &Device) -> Result<LoadedRun> {
     })?;
     let src_vocab = Vocab::load(&src_path)?;
     let tgt_vocab = Vocab::load(&tgt_path)?;
+    let (model, checkpoint) = checkpoint_model(
+        run_dir,
+        name,
+        &config,
+        (src_vocab.len(), tgt_vocab.len()),
+        device,
+    )?;
+    Ok(LoadedRun {
+        config,
+        src_vocab,
+        tgt_vocab,
+        model,
+        checkpoint,
+    })
+}
+
+impl LoadedRun {
+    /// The weights of another checkpoint of the same run (`run_dir`), e.g. for an ensemble,
+    /// with the checkpoint directory they came from.
+    pub fn load_checkpoint(
+        &self,
+        run_dir: &Path,
+        name: &str,
+        device: &Device,
+    ) -> Result<(Seq2Seq, PathBuf)> {
+        let vocab_sizes = (self.src_vocab.len(), self.tgt_vocab.len());
+        checkpoint_model(run_dir, name, &self.config, vocab_sizes, device)
+    }
+}
+
+/// Checkpoint `name` of `run_dir` loaded into a model of `config`'s shape with
+/// `vocab_sizes` (source, target), and the checkpoint directory.
+fn checkpoint_model(
+    run_dir: &Path,
+    name: &str,
+    config: &RunConfig,
+    (src_vocab, tgt_vocab): (usize, usize),
+    device: &Device,
+) -> Result<(Seq2Seq, PathBuf)> {
     let checkpoints = run_dir.join("checkpoints");
     let checkpoint = checkpoint::resolve(&checkpoints, name).ok_or_else(|| {
         Error::Checkpoint(format!(
@@ -77,13 +116,7 @@ pub fn load(run_dir: &Path, name: &str, device: &Device) -> Result<LoadedRun> {
         ))
     })?;
     checkpoint::load_state(&checkpoint)?;
-    let model = config.model.init(src_vocab.len(), tgt_vocab.len(), device);
+    let model = config.model.init(src_vocab, tgt_vocab, device);
     let model = checkpoint::load_model(&checkpoint, model)?;
-    Ok(LoadedRun {
-        config,
-        src_vocab,
-        tgt_vocab,
-        model,
-        checkpoint,
-    })
+    Ok((model, checkpoint))
 }

@@ -3,7 +3,9 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rnnsearch_data::{normalize, source_batches, Vocab};
-use rnnsearch_model::{search, search_with, Hypothesis, SearchConfig, Seq2Seq};
+use rnnsearch_model::{
+    search, search_with, BurnSteps, Ensemble, Hypothesis, SearchConfig, Seq2Seq,
+};
 
 use crate::fused::{FusedSteps, FusedWeights};
 
@@ -16,18 +18,19 @@ pub struct Translation {
     pub hypotheses: Vec<Hypothesis>,
 }
 
-/// A model with its vocabularies, ready to translate.
+/// A model (or an ensemble of models) with its vocabularies, ready to translate.
 pub struct Translator<'a> {
-    /// The model, on an inference (non-autodiff) device.
-    pub model: &'a Seq2Seq,
+    /// The models, on an inference (non-autodiff) device: one, or the members of an ensemble.
+    pub models: Vec<&'a Seq2Seq>,
     /// Source vocabulary.
     pub src_vocab: &'a Vocab,
     /// Target vocabulary.
     pub tgt_vocab: &'a Vocab,
-    /// Where the model lives.
+    /// Where the models live.
     pub device: Device,
-    /// The weights for `rnnsearch-fused`'s forward pass, when the search runs there.
-    fused: Option<FusedWeights>,
+    /// The weights for `rnnsearch-fused`'s forward pass, one per model, when the search runs
+    /// there; empty otherwise.
+    fused: Vec<FusedWeights>,
 }
 
 impl<'a> Translator<'a> {
@@ -41,12 +44,65 @@ impl<'a> Translator<'a> {
         device: Device,
         fused: bool,
     ) -> Self {
+        Self::ensemble(vec![model], src_vocab, tgt_vocab, device, fused)
+    }
+
+    /// [`Translator::new`] for an ensemble of `models` of one vocabulary (at least one): every
+    /// step takes the mean of their distributions ([`Ensemble`]).
+    pub fn ensemble(
+        models: Vec<&'a Seq2Seq>,
+        src_vocab: &'a Vocab,
+        tgt_vocab: &'a Vocab,
+        device: Device,
+        fused: bool,
+    ) -> Self {
+        assert!(!models.is_empty(), "a translator needs a model");
+        let fused = if fused {
+            models.iter().map(|m| FusedWeights::of(m)).collect()
+        } else {
+            Vec::new()
+        };
         Self {
-            model,
+            models,
             src_vocab,
             tgt_vocab,
             device,
-            fused: fused.then(|| FusedWeights::of(model)),
+            fused,
+        }
+    }
+
+    /// The search over one padded batch (`ids` `[batch, src_len]`, with `lengths`).
+    fn search_batch(
+        &self,
+        ids: Vec<u32>,
+        lengths: &[usize],
+        config: &SearchConfig,
+    ) -> Vec<Vec<Hypothesis>> {
+        let rows = config.rows_per_sentence();
+        if !self.fused.is_empty() {
+            let mut members: Vec<FusedSteps> = self
+                .fused
+                .iter()
+                .map(|weights| FusedSteps::new(weights, &ids, lengths, rows))
+                .collect();
+            return match members.len() {
+                1 => search_with(&mut members[0], lengths, config),
+                _ => search_with(&mut Ensemble::new(members), lengths, config),
+            };
+        }
+        let ids = ids.into_iter().map(i64::from).collect();
+        let width = lengths.iter().max().copied().unwrap_or(1);
+        let source = Tensor::from_data(TensorData::new(ids, [lengths.len(), width]), &self.device);
+        match self.models[..] {
+            [model] => search(model, source, lengths, config),
+            _ => {
+                let members = self
+                    .models
+                    .iter()
+                    .map(|model| BurnSteps::new(model, source.clone(), lengths, rows))
+                    .collect();
+                search_with(&mut Ensemble::new(members), lengths, config)
+            }
         }
     }
 
@@ -80,21 +136,7 @@ impl<'a> Translator<'a> {
         for group in source_batches(&lengths, batch_tokens.max(1)) {
             let rows: Vec<usize> = group.iter().map(|&g| todo[g]).collect();
             let (ids, lens) = padded(rows.iter().map(|&i| encoded[i].as_slice()));
-            let results = match &self.fused {
-                Some(weights) => {
-                    let mut steps =
-                        FusedSteps::new(weights, &ids, &lens, config.rows_per_sentence());
-                    search_with(&mut steps, &lens, config)
-                }
-                None => {
-                    let ids = ids.into_iter().map(i64::from).collect();
-                    let source = Tensor::from_data(
-                        TensorData::new(ids, [lens.len(), lens.iter().max().copied().unwrap_or(1)]),
-                        &self.device,
-                    );
-                    search(self.model, source, &lens, config)
-                }
-            };
+            let results = self.search_batch(ids, &lens, config);
             for (row, hyps) in rows.iter().zip(results) {
                 out[*row].hypotheses = hyps;
             }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Beam size and length normalisation tuned on Multi30k val (never on a test set): translates val
+# with every pair of BEAMS × ALPHAS, prints cased BLEU per pair and the best pair last, as the
+# BEAM and ALPHA to hand scripts/results.sh.
+#
+# Usage: scripts/tune-decoding.sh RUN_DIR SRC TGT [CHECKPOINT]     e.g. runs/multi30k-en-de en de
+# Environment: MULTI30K_DIR (default data/multi30k), BEAMS (default "5 10"), ALPHAS (default
+#   "0.6 0.8 1.0 1.2 1.5"), THREADS (default 2)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+RUN=${1:?usage: scripts/tune-decoding.sh RUN_DIR SRC TGT [CHECKPOINT]}
+SRC=${2:?source language}
+TGT=${3:?target language}
+CKPT=${4:-best}
+MULTI30K_DIR=${MULTI30K_DIR:-data/multi30k}
+BEAMS=${BEAMS:-5 10}
+ALPHAS=${ALPHAS:-0.6 0.8 1.0 1.2 1.5}
+THREADS=${THREADS:-2}
+BIN=${CARGO_TARGET_DIR:-target}/release/rnnsearch
+[ -x "$BIN" ] || { echo "error: $BIN not found: cargo build --release --workspace" >&2; exit 1; }
+[ -d "$RUN/checkpoints" ] || { echo "error: $RUN/checkpoints not found: not a run directory" >&2; exit 1; }
+for lang in "$SRC" "$TGT"; do
+    [ -f "$MULTI30K_DIR/val.$lang.gz" ] ||
+        { echo "error: $MULTI30K_DIR/val.$lang.gz not found (scripts/fetch-multi30k.sh)" >&2; exit 1; }
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+zcat "$MULTI30K_DIR/val.$SRC.gz" >"$work/src"
+zcat "$MULTI30K_DIR/val.$TGT.gz" >"$work/ref"
+
+echo "run $RUN, checkpoint $CKPT, $SRC→$TGT, val: cased BLEU by beam and alpha"
+best_bleu=-1 best_beam= best_alpha=
+for beam in $BEAMS; do
+    for alpha in $ALPHAS; do
+        "$BIN" translate --model "$RUN" --checkpoint "$CKPT" --beam "$beam" --alpha "$alpha" \
+            --threads "$THREADS" --input "$work/src" --output "$work/hyp" 2>/dev/null
+        bleu=$("$BIN" evaluate --hyp "$work/hyp" --ref "$work/ref" --metrics bleu --format json |
+            python3 -c 'import json, sys; print("%.2f" % json.loads(sys.stdin.readline())["score"])')
+        printf 'beam %3s alpha %4s  BLEU %6s\n' "$beam" "$alpha" "$bleu"
+        if awk -v a="$bleu" -v b="$best_bleu" 'BEGIN { exit !(a > b) }'; then
+            best_bleu=$bleu best_beam=$beam best_alpha=$alpha
+        fi
+    done
+done
+echo "best on val: BEAM=$best_beam ALPHA=$best_alpha (BLEU $best_bleu)"
