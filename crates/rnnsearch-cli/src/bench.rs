@@ -6,13 +6,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use burn::module::Module;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use clap::ValueEnum;
 use rnnsearch_data::Batch;
 use rnnsearch_fused::Dims;
-use rnnsearch_model::{search, search_with, ModelConfig, SearchConfig};
-use rnnsearch_train::fused::{FusedSteps, FusedWeights};
-use rnnsearch_train::{adam, optimize_step, use_fused, StepSetup, TrainConfig};
+use rnnsearch_model::{ModelConfig, SearchConfig};
+use rnnsearch_train::{adam, optimize_step, use_fused, Searcher, StepSetup, TrainConfig};
 
 use crate::backend::{BackendArgs, EngineArg};
 
@@ -186,15 +185,8 @@ fn bench_decoding(
     device.seed(1);
     let model = config.init(args.vocab, args.vocab, &device);
     let fused = use_fused(args.backend.engine(args.engine), config)?;
-    let weights = fused.then(|| FusedWeights::of(&model));
+    let searcher = Searcher::new(vec![&model], device, fused);
     let ids = random_ids(batch * args.src_len, args.vocab, seed);
-    let source = Tensor::<2, Int>::from_data(
-        TensorData::new(
-            ids.iter().map(|&t| i64::from(t)).collect(),
-            [batch, args.src_len],
-        ),
-        &device,
-    );
     let lengths = vec![args.src_len; batch];
     let search_config = SearchConfig {
         beam: match decode {
@@ -205,17 +197,7 @@ fn bench_decoding(
         max_len_ratio: args.tgt_len.saturating_sub(5) as f64 / args.src_len as f64,
         ..SearchConfig::default()
     };
-    let translate = || match &weights {
-        Some(weights) => {
-            let rows = search_config.rows_per_sentence();
-            search_with(
-                &mut FusedSteps::new(weights, &ids, &lengths, rows),
-                &lengths,
-                &search_config,
-            )
-        }
-        None => search(&model, source.clone(), &lengths, &search_config),
-    };
+    let translate = || searcher.search(ids.clone(), &lengths, &search_config);
     for _ in 0..args.warmup.min(2) {
         translate();
     }

@@ -95,3 +95,56 @@ fn translate_with_a_missing_model_is_a_clear_error() {
     let out = run(rnnsearch().args(["translate", "--model"]).arg(dir.path()));
     assert!(stderr(&out).contains("not a run directory"));
 }
+
+/// `rnnsearch bench` on a tiny model: training with both gradient engines, and greedy and
+/// beam decoding with both forward passes, each printing its one `bench:` line.
+#[test]
+fn bench_trains_and_decodes_with_both_engines() {
+    let tiny = [
+        "bench",
+        "--vocab",
+        "40",
+        "--emb",
+        "8",
+        "--hidden",
+        "8",
+        "--att",
+        "8",
+        "--batch-tokens",
+        "40",
+        "--src-len",
+        "5",
+        "--tgt-len",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+    ];
+    for engine in ["fused", "burn"] {
+        let out = run(rnnsearch().args(tiny).args(["--engine", engine]));
+        assert!(out.status.success(), "{engine}: {}", stderr(&out));
+        let line = stdout(&out);
+        assert!(
+            line.starts_with("bench: ") && line.contains("tgt tok/s"),
+            "{line}"
+        );
+        for decode in ["greedy", "beam5"] {
+            let out = run(rnnsearch()
+                .args(tiny)
+                .args(["--engine", engine, "--decode", decode]));
+            assert!(out.status.success(), "{engine} {decode}: {}", stderr(&out));
+            let line = stdout(&out);
+            let expected = if engine == "fused" { "fused" } else { "burn" };
+            assert!(
+                line.contains("sentences/s") && line.contains(&format!("{expected} forward pass")),
+                "{line}"
+            );
+        }
+    }
+    let bad = run(rnnsearch().args(["bench", "--vocab", "4"]));
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--vocab"), "{}", stderr(&bad));
+}

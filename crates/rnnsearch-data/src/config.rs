@@ -47,6 +47,8 @@ pub struct DataConfig {
     pub tokenizer: TokenizerKind,
     pub vocab_size: usize,
     pub joint_vocab: bool,
+    /// BPE merges never cross a punctuation character (`Hund.` is `▁Hund` `.`).
+    pub split_punctuation: bool,
     /// Training pairs with more subwords than this on either side are filtered.
     pub max_len: usize,
     /// Training pairs whose longer/shorter subword ratio exceeds this are filtered.
@@ -70,6 +72,7 @@ impl Default for DataConfig {
             tokenizer: TokenizerKind::Auto,
             vocab_size: 8000,
             joint_vocab: true,
+            split_punctuation: false,
             max_len: 80,
             max_ratio: 3.0,
             batch_tokens: 2000,

@@ -228,13 +228,13 @@ impl Vocabs {
         std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, "cannot create", e))?;
         if cfg.joint_vocab {
             let both: Vec<&String> = train.src.iter().chain(&train.tgt).collect();
-            let v = Arc::new(Vocab::train(&both, size)?);
+            let v = Arc::new(Vocab::train(&both, size, cfg.split_punctuation)?);
             let path = run_dir.join(JOINT_VOCAB_FILE);
             v.save(&path)?;
             return Ok(Vocabs::new(v.clone(), v, vec![path], false));
         }
-        let s = Arc::new(Vocab::train(&train.src, size)?);
-        let t = Arc::new(Vocab::train(&train.tgt, size)?);
+        let s = Arc::new(Vocab::train(&train.src, size, cfg.split_punctuation)?);
+        let t = Arc::new(Vocab::train(&train.tgt, size, cfg.split_punctuation)?);
         let (src, tgt) = (run_dir.join(SRC_VOCAB_FILE), run_dir.join(TGT_VOCAB_FILE));
         s.save(&src)?;
         t.save(&tgt)?;

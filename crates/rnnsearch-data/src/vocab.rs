@@ -1,7 +1,9 @@
 //! Subword vocabularies: a thin wrapper around a Hugging Face `tokenizers::Tokenizer`.
 //!
 //! The pipeline is NFC normaliser → Metaspace pre-tokenizer (sentencepiece-style
-//! `▁` word boundaries) → BPE with `<unk>` → Metaspace decoder. Because spaces
+//! `▁` word boundaries), optionally followed by a split that isolates every punctuation
+//! character (so `Hund.` and `Hund` share the subword `▁Hund`, as sentencepiece's script
+//! splitting and GPT-2's regex do) → BPE with `<unk>` → Metaspace decoder. Because spaces
 //! survive as `▁`, decoding is an exact inverse of encoding on normalised text
 //! (see [`crate::normalize`]), except for characters never seen in training,
 //! which become `<unk>`. The saved `tokenizer.json` loads unchanged in Python's
@@ -16,6 +18,10 @@ use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::normalizers::NFC;
 use tokenizers::pre_tokenizers::metaspace::Metaspace;
+use tokenizers::pre_tokenizers::punctuation::Punctuation;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::SplitDelimiterBehavior;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::Error;
@@ -47,16 +53,28 @@ impl Vocab {
     /// `vocab_size` at or below specials + alphabet yields a pure character-level
     /// vocabulary (no merges): that is how the `char` tokenizer is made. Merges
     /// need a pair frequency of at least 2, so a small corpus may give fewer
-    /// entries than asked for.
-    pub fn train<S: AsRef<str> + Sync>(texts: &[S], vocab_size: usize) -> Result<Vocab, Error> {
+    /// entries than asked for. `split_punctuation` keeps merges from crossing a
+    /// punctuation character.
+    pub fn train<S: AsRef<str> + Sync>(
+        texts: &[S],
+        vocab_size: usize,
+        split_punctuation: bool,
+    ) -> Result<Vocab, Error> {
         let model = BPE::builder()
             .unk_token(Self::SPECIALS[Self::UNK as usize].to_string())
             .build()
             .map_err(|e| Error::Train(e.to_string()))?;
         let mut tokenizer = Tokenizer::new(model);
+        let words: PreTokenizerWrapper = Metaspace::default().into();
+        let pre_tokenizer = if split_punctuation {
+            let isolated = Punctuation::new(SplitDelimiterBehavior::Isolated);
+            Sequence::new(vec![words, isolated.into()]).into()
+        } else {
+            words
+        };
         tokenizer
             .with_normalizer(Some(NFC))
-            .with_pre_tokenizer(Some(Metaspace::default()))
+            .with_pre_tokenizer(Some(pre_tokenizer))
             .with_decoder(Some(MetaspaceDecoder::default()));
         let specials = Self::SPECIALS
             .iter()
@@ -219,7 +237,7 @@ mod tests {
 
     fn toy() -> Vocab {
         let lines = ["the cat sat on the mat", "the dog sat", "a cat and a dog"];
-        Vocab::train(&lines, 60).unwrap()
+        Vocab::train(&lines, 60, false).unwrap()
     }
 
     #[test]
@@ -242,6 +260,42 @@ mod tests {
             vec!["<pad>", "<unk>", "<s>", "</s>"]
         );
         assert!(v.len() > 4 && v.len() <= 60, "{}", v.len());
+    }
+
+    /// Without the split, BPE learns `▁dog.` from a corpus where the word mostly ends a
+    /// sentence; with it, the period stays its own piece and `▁dog` is shared. Both decode
+    /// back to the text.
+    #[test]
+    fn split_punctuation_keeps_merges_off_punctuation() {
+        let lines = [
+            "a dog.",
+            "the dog.",
+            "one dog.",
+            "a dog, a cat.",
+            "the cat.",
+        ];
+        let text = "the dog, a dog.";
+        let plain = Vocab::train(&lines, 60, false).unwrap();
+        let split = Vocab::train(&lines, 60, true).unwrap();
+        let plain_pieces = plain.pieces(&plain.encode(text));
+        let split_pieces = split.pieces(&split.encode(text));
+        assert!(
+            plain_pieces.contains(&"\u{2581}dog.".to_string()),
+            "{plain_pieces:?}"
+        );
+        assert_eq!(
+            split_pieces,
+            [
+                "\u{2581}the",
+                "\u{2581}dog",
+                ",",
+                "\u{2581}a",
+                "\u{2581}dog",
+                "."
+            ]
+        );
+        assert_eq!(split.decode(&split.encode(text)), text);
+        assert_eq!(plain.decode(&plain.encode(text)), text);
     }
 
     #[test]
@@ -271,7 +325,7 @@ mod tests {
 
     #[test]
     fn tiny_vocab_size_gives_characters() {
-        let v = Vocab::train(&["ab ba", "abba"], 0).unwrap();
+        let v = Vocab::train(&["ab ba", "abba"], 0, false).unwrap();
         let pieces = v.pieces(&v.encode("abba ab"));
         assert_eq!(pieces, vec!["▁", "a", "b", "b", "a", "▁", "a", "b"]);
     }
@@ -385,13 +439,14 @@ mod tests {
     #[test]
     fn multi30k_round_trip() {
         let Some(dir) = multi30k() else { return };
-        for lang in ["en", "de", "fr", "cs"] {
+        for (lang, split_punctuation) in [("en", false), ("de", true), ("fr", false), ("cs", true)]
+        {
             let train: Vec<String> = read_lines(&multi30k_file(&dir, "train", lang))
                 .unwrap()
                 .iter()
                 .map(|l| normalize(l))
                 .collect();
-            let vocab = Vocab::train(&train, 8000).unwrap();
+            let vocab = Vocab::train(&train, 8000, split_punctuation).unwrap();
             let val: Vec<String> = read_lines(&multi30k_file(&dir, "val", lang))
                 .unwrap()
                 .iter()

@@ -9,7 +9,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::cell::{tanh, xavier};
+use crate::cell::{tanh, ParamInit};
 use crate::encoder::Encoded;
 
 /// Energy added to padded positions before the softmax: finite, so an all-padding row cannot
@@ -102,6 +102,7 @@ impl Attention {
         d_annotation: usize,
         d_attention: usize,
         learned_temperature: Option<f64>,
+        init: ParamInit,
         device: &Device,
     ) -> Self {
         let mut attention = Attention {
@@ -114,14 +115,16 @@ impl Attention {
         };
         match scorer {
             Scorer::Additive => {
-                attention.query_layer = Some(xavier([d_state, d_attention], device));
-                attention.key_layer = Some(xavier([d_annotation, d_attention], device));
-                attention.energy_layer = Some(xavier([d_attention, 1], device));
+                attention.query_layer = Some(init.weight([d_state, d_attention], device));
+                attention.key_layer = Some(init.weight([d_annotation, d_attention], device));
+                attention.energy_layer = Some(init.weight([d_attention, 1], device));
             }
-            Scorer::General => attention.key_layer = Some(xavier([d_annotation, d_state], device)),
+            Scorer::General => {
+                attention.key_layer = Some(init.weight([d_annotation, d_state], device))
+            }
             Scorer::Dot => {}
             Scorer::Cosine => {
-                attention.key_layer = Some(xavier([d_annotation, d_state], device));
+                attention.key_layer = Some(init.weight([d_annotation, d_state], device));
                 if let Some(t) = learned_temperature {
                     attention.log_temperature = Some(Param::from_tensor(Tensor::from_floats(
                         [t.ln() as f32],
@@ -243,7 +246,7 @@ mod tests {
 
     fn projected(scorer: Scorer, device: &Device) -> (Attention, ProjectedAnnotations) {
         device.seed(1);
-        let attention = Attention::new(scorer, 6, 6, 5, Some(5.0), device);
+        let attention = Attention::new(scorer, 6, 6, 5, Some(5.0), ParamInit::Glorot, device);
         let annotations =
             Tensor::<3>::random([2, 4, 6], burn::tensor::Distribution::Default, device);
         let mask = padding_mask(&[4, 2], 4, device);

@@ -81,18 +81,68 @@ pub struct Cell {
     pub lstm: usize,
 }
 
+/// How weights and biases start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamInit {
+    /// Xavier-uniform weights (Glorot & Bengio 2010), zero biases (an LSTM's forget gate 1).
+    #[default]
+    Glorot,
+    /// PyTorch's defaults for `nn.Linear`, `nn.GRU` and `nn.LSTM`: every weight and bias
+    /// U(−1/√fan_in, 1/√fan_in), with fan_in = d (the units) for all of a cell's parameters.
+    FanIn,
+}
+
+impl ParamInit {
+    /// A `[fan_in, fan_out]` weight matrix.
+    pub(crate) fn weight(self, shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
+        self.weight_with_fan_in(shape, shape[0], device)
+    }
+
+    fn weight_with_fan_in(
+        self,
+        shape: [usize; 2],
+        fan_in: usize,
+        device: &Device,
+    ) -> Param<Tensor<2>> {
+        match self {
+            ParamInit::Glorot => xavier(shape, device),
+            ParamInit::FanIn => fan_in_uniform(fan_in).init(shape, device),
+        }
+    }
+
+    /// The bias of a layer whose weight has `fan_in` rows.
+    pub(crate) fn bias(self, len: usize, fan_in: usize, device: &Device) -> Param<Tensor<1>> {
+        match self {
+            ParamInit::Glorot => Param::from_tensor(Tensor::zeros([len], device)),
+            ParamInit::FanIn => fan_in_uniform(fan_in).init([len], device),
+        }
+    }
+}
+
+fn fan_in_uniform(fan_in: usize) -> Initializer {
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    Initializer::Uniform {
+        min: -bound,
+        max: bound,
+    }
+}
+
 /// How to initialise a cell.
 #[derive(Clone, Copy, Debug)]
 pub struct CellInit {
-    /// Orthogonal recurrent matrices (the paper) rather than the input-side initializer.
+    /// Orthogonal recurrent matrices (the paper) rather than `params`' scheme.
     pub orthogonal_recurrent: bool,
+    /// The scheme of everything else.
+    pub params: ParamInit,
 }
 
 impl Cell {
     /// A new cell with `d_input` inputs and `d` units.
     pub fn new(kind: CellKind, d_input: usize, d: usize, init: CellInit, device: &Device) -> Self {
         let g = kind.gates();
-        let input_weight = xavier([d_input, g * d], device);
+        let params = init.params;
+        let input_weight = params.weight_with_fan_in([d_input, g * d], d, device);
         let recurrent_weight = if init.orthogonal_recurrent {
             // One orthogonal d×d block per gate, as in the paper's appendix B.
             let blocks: Vec<Tensor<2>> = (0..g)
@@ -104,18 +154,24 @@ impl Cell {
                 .collect();
             Param::from_tensor(Tensor::cat(blocks, 1).detach())
         } else {
-            xavier([d, g * d], device)
+            params.weight([d, g * d], device)
         };
-        let mut bias = vec![0.0f32; g * d];
-        if kind == CellKind::Lstm {
-            // Forget-gate bias 1: the usual remedy for vanishing memory early in training.
-            bias[d..2 * d].iter_mut().for_each(|b| *b = 1.0);
-        }
+        let input_bias = match params {
+            ParamInit::Glorot => {
+                let mut bias = vec![0.0f32; g * d];
+                if kind == CellKind::Lstm {
+                    // Forget-gate bias 1: the usual remedy for vanishing memory early in training.
+                    bias[d..2 * d].iter_mut().for_each(|b| *b = 1.0);
+                }
+                Param::from_tensor(Tensor::from_floats(bias.as_slice(), device))
+            }
+            ParamInit::FanIn => params.bias(g * d, d, device),
+        };
         Self {
             input_weight,
-            input_bias: Param::from_tensor(Tensor::from_floats(bias.as_slice(), device)),
+            input_bias,
             recurrent_weight,
-            recurrent_bias: Param::from_tensor(Tensor::zeros([g * d], device)),
+            recurrent_bias: params.bias(g * d, d, device),
             lstm: usize::from(kind == CellKind::Lstm),
         }
     }
@@ -173,7 +229,7 @@ impl Cell {
 }
 
 /// Xavier-uniform weights, the usual choice for feed-forward and input-side matrices.
-pub(crate) fn xavier(shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
+fn xavier(shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
     Initializer::XavierUniform { gain: 1.0 }.init_with(
         shape,
         Some(shape[0]),
@@ -230,6 +286,7 @@ mod tests {
             1,
             CellInit {
                 orthogonal_recurrent: false,
+                params: ParamInit::Glorot,
             },
             &device,
         );
@@ -256,6 +313,7 @@ mod tests {
             4,
             CellInit {
                 orthogonal_recurrent: true,
+                params: ParamInit::Glorot,
             },
             &device,
         );

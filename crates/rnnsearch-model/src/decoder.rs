@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::attention::{Attention, ProjectedAnnotations, Scorer};
-use crate::cell::{xavier, Cell, CellInit, CellKind, RecurrentState};
+use crate::cell::{Cell, CellInit, CellKind, ParamInit, RecurrentState};
 use crate::encoder::Encoded;
 
 /// How the initial decoder state s_0 is computed from the annotations.
@@ -78,6 +78,9 @@ pub struct DecoderConfig {
     /// Standard deviation of the embeddings' normal initialisation.
     #[config(default = 0.1)]
     pub embedding_init_std: f64,
+    /// How the other weights and biases start.
+    #[config(default = "ParamInit::Glorot")]
+    pub params_init: ParamInit,
 }
 
 /// The attentive decoder.
@@ -138,6 +141,7 @@ impl DecoderConfig {
     pub fn init(&self, device: &Device) -> Decoder {
         let init = CellInit {
             orthogonal_recurrent: self.orthogonal_recurrent,
+            params: self.params_init,
         };
         let k = if self.deep_output == DeepOutput::Maxout {
             2
@@ -150,6 +154,8 @@ impl DecoderConfig {
             Bridge::Zero => None,
         };
         let tied = self.tied_embeddings;
+        let p = self.params_init;
+        let d_deep_input = self.d_hidden + self.d_annotation + self.d_embedding;
         Decoder {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embedding)
                 .with_initializer(Initializer::Normal {
@@ -170,21 +176,15 @@ impl DecoderConfig {
                 self.d_annotation,
                 self.d_attention,
                 self.cosine_temperature,
+                p,
                 device,
             ),
-            bridge: d_bridge_in.map(|d| xavier([d, self.d_hidden], device)),
-            bridge_bias: d_bridge_in
-                .map(|_| Param::from_tensor(Tensor::zeros([self.d_hidden], device))),
-            deep_output: xavier(
-                [
-                    self.d_hidden + self.d_annotation + self.d_embedding,
-                    k * self.d_output,
-                ],
-                device,
-            ),
-            deep_output_bias: Param::from_tensor(Tensor::zeros([k * self.d_output], device)),
-            output_projection: (!tied).then(|| xavier([self.d_output, self.vocab_size], device)),
-            output_bias: Param::from_tensor(Tensor::zeros([self.vocab_size], device)),
+            bridge: d_bridge_in.map(|d| p.weight([d, self.d_hidden], device)),
+            bridge_bias: d_bridge_in.map(|d| p.bias(self.d_hidden, d, device)),
+            deep_output: p.weight([d_deep_input, k * self.d_output], device),
+            deep_output_bias: p.bias(k * self.d_output, d_deep_input, device),
+            output_projection: (!tied).then(|| p.weight([self.d_output, self.vocab_size], device)),
+            output_bias: p.bias(self.vocab_size, self.d_output, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             bridge_kind: self.bridge as usize,
             maxout: usize::from(k == 2),

@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use crate::cell::{Cell, CellInit, CellKind, RecurrentState};
+use crate::cell::{Cell, CellInit, CellKind, ParamInit, RecurrentState};
 
 /// Configuration of the [`Encoder`].
 #[derive(Config, Debug)]
@@ -34,6 +34,9 @@ pub struct EncoderConfig {
     /// Standard deviation of the embeddings' normal initialisation.
     #[config(default = 0.1)]
     pub embedding_init_std: f64,
+    /// How the other weights and biases start.
+    #[config(default = "ParamInit::Glorot")]
+    pub params_init: ParamInit,
 }
 
 /// One bidirectional layer: a forward and a backward cell.
@@ -70,6 +73,7 @@ impl EncoderConfig {
     pub fn init(&self, device: &Device) -> Encoder {
         let init = CellInit {
             orthogonal_recurrent: self.orthogonal_recurrent,
+            params: self.params_init,
         };
         let layers = (0..self.layers.max(1))
             .map(|l| {

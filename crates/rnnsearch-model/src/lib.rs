@@ -10,7 +10,7 @@ pub mod model;
 pub mod search;
 
 pub use attention::{Attention, ProjectedAnnotations, Scorer};
-pub use cell::{CellKind, RecurrentState};
+pub use cell::{CellKind, ParamInit, RecurrentState};
 pub use decoder::{Bridge, Decoder, DecoderConfig, DecoderStep, DeepOutput};
 pub use encoder::{Encoded, Encoder, EncoderConfig};
 pub use model::{ModelConfig, Seq2Seq, TeacherForced};

@@ -5,7 +5,7 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::attention::Scorer;
-use crate::cell::CellKind;
+use crate::cell::{CellKind, ParamInit};
 use crate::decoder::{Bridge, Decoder, DecoderConfig, DeepOutput};
 use crate::encoder::{Encoded, Encoder, EncoderConfig};
 
@@ -46,6 +46,10 @@ pub struct ModelConfig {
     pub orthogonal_recurrent: bool,
     /// Standard deviation of the normal initialisation of both embedding tables.
     pub embedding_init_std: f64,
+    /// Every other weight and bias: `glorot` (Xavier-uniform, zero biases) or `fan-in`
+    /// (PyTorch's defaults, U(±1/√fan_in) weights and biases). `orthogonal_recurrent` still
+    /// decides the recurrent matrices.
+    pub init: ParamInit,
 }
 
 impl Default for ModelConfig {
@@ -67,6 +71,7 @@ impl Default for ModelConfig {
             tied_embeddings: false,
             orthogonal_recurrent: true,
             embedding_init_std: 0.1,
+            init: ParamInit::Glorot,
         }
     }
 }
@@ -121,6 +126,7 @@ impl ModelConfig {
             .with_dropout(self.dropout)
             .with_orthogonal_recurrent(self.orthogonal_recurrent)
             .with_embedding_init_std(self.embedding_init_std)
+            .with_params_init(self.init)
             .init(device);
         let decoder = DecoderConfig::new(
             tgt_vocab,
@@ -139,6 +145,7 @@ impl ModelConfig {
         .with_tied_embeddings(self.tied_embeddings)
         .with_orthogonal_recurrent(self.orthogonal_recurrent)
         .with_embedding_init_std(self.embedding_init_std)
+        .with_params_init(self.init)
         .init(device);
         let mut model = Seq2Seq { encoder, decoder };
         if !self.learn_temperature {
@@ -251,6 +258,73 @@ mod tests {
 
     fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
         (a - b).abs().max().into_scalar()
+    }
+
+    /// `fan-in` draws every weight and bias from U(±1/√fan_in) as PyTorch does (a cell's
+    /// fan_in is its units d), so each tensor's extreme is just inside its own bound;
+    /// `glorot` leaves the biases at zero.
+    #[test]
+    fn fan_in_init_bounds_each_parameter_by_its_fan_in() {
+        let device = Device::flex();
+        let config = ModelConfig {
+            init: ParamInit::FanIn,
+            orthogonal_recurrent: false,
+            embedding: 16,
+            hidden: 24,
+            decoder_hidden: 32,
+            attention: 20,
+            output: 12,
+            ..ModelConfig::default()
+        };
+        let model = config.init(50, 60, &device);
+        let extreme = |t: Tensor<1>| -> f32 { t.abs().max().into_scalar() };
+        let flat = |t: Tensor<2>| -> Tensor<1> { t.flatten(0, 1) };
+        let d = &model.decoder;
+        let cases: Vec<(&str, Tensor<1>, usize)> = vec![
+            (
+                "encoder cell W",
+                flat(model.encoder.layers[0].forward.input_weight.val()),
+                24,
+            ),
+            (
+                "encoder cell c",
+                model.encoder.layers[0].backward.recurrent_bias.val(),
+                24,
+            ),
+            ("decoder cell U", flat(d.cell.recurrent_weight.val()), 32),
+            ("decoder cell b", d.cell.input_bias.val(), 32),
+            ("bridge", flat(d.bridge.as_ref().unwrap().val()), 24),
+            ("bridge bias", d.bridge_bias.as_ref().unwrap().val(), 24),
+            ("deep output", flat(d.deep_output.val()), 32 + 48 + 16),
+            ("deep output bias", d.deep_output_bias.val(), 32 + 48 + 16),
+            ("W_o", flat(d.output_projection.as_ref().unwrap().val()), 12),
+            ("output bias", d.output_bias.val(), 12),
+            (
+                "U_a",
+                flat(d.attention.key_layer.as_ref().unwrap().val()),
+                48,
+            ),
+            (
+                "v_a",
+                flat(d.attention.energy_layer.as_ref().unwrap().val()),
+                20,
+            ),
+        ];
+        for (name, values, fan_in) in cases {
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let m = extreme(values);
+            assert!(
+                m <= bound && m > 0.5 * bound,
+                "{name}: max |x| {m}, bound {bound}"
+            );
+        }
+        let glorot = ModelConfig {
+            init: ParamInit::Glorot,
+            ..config
+        }
+        .init(50, 60, &device);
+        assert_eq!(extreme(glorot.decoder.output_bias.val()), 0.0);
+        assert_eq!(extreme(glorot.decoder.cell.recurrent_bias.val()), 0.0);
     }
 
     #[test]

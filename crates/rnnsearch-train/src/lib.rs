@@ -16,4 +16,4 @@ pub use error::{Error, Result};
 pub use trainer::{
     adam, optimize_step, train, use_fused, BatchTensors, Outcome, RunOptions, StepReport, StepSetup,
 };
-pub use translate::{Translation, Translator};
+pub use translate::{Searcher, Translation, Translator};

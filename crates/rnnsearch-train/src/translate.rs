@@ -18,14 +18,11 @@ pub struct Translation {
     pub hypotheses: Vec<Hypothesis>,
 }
 
-/// A model (or an ensemble of models) with its vocabularies, ready to translate.
-pub struct Translator<'a> {
+/// One model or the members of an ensemble, with the engine that runs their search: the
+/// part of a [`Translator`] that knows nothing of vocabularies (`rnnsearch bench` times it).
+pub struct Searcher<'a> {
     /// The models, on an inference (non-autodiff) device: one, or the members of an ensemble.
     pub models: Vec<&'a Seq2Seq>,
-    /// Source vocabulary.
-    pub src_vocab: &'a Vocab,
-    /// Target vocabulary.
-    pub tgt_vocab: &'a Vocab,
     /// Where the models live.
     pub device: Device,
     /// The weights for `rnnsearch-fused`'s forward pass, one per model, when the search runs
@@ -33,30 +30,13 @@ pub struct Translator<'a> {
     fused: Vec<FusedWeights>,
 }
 
-impl<'a> Translator<'a> {
-    /// A translator that searches with `rnnsearch-fused`'s CPU forward pass when `fused` (the
-    /// model must be of a shape [`crate::fused::unsupported`] accepts), else with the burn model
-    /// on `device`. Both give the same translations up to floating-point rounding.
-    pub fn new(
-        model: &'a Seq2Seq,
-        src_vocab: &'a Vocab,
-        tgt_vocab: &'a Vocab,
-        device: Device,
-        fused: bool,
-    ) -> Self {
-        Self::ensemble(vec![model], src_vocab, tgt_vocab, device, fused)
-    }
-
-    /// [`Translator::new`] for an ensemble of `models` of one vocabulary (at least one): every
-    /// step takes the mean of their distributions ([`Ensemble`]).
-    pub fn ensemble(
-        models: Vec<&'a Seq2Seq>,
-        src_vocab: &'a Vocab,
-        tgt_vocab: &'a Vocab,
-        device: Device,
-        fused: bool,
-    ) -> Self {
-        assert!(!models.is_empty(), "a translator needs a model");
+impl<'a> Searcher<'a> {
+    /// Searches with `rnnsearch-fused`'s CPU forward pass when `fused` (the models must be of a
+    /// shape [`crate::fused::unsupported`] accepts), else with the burn models on `device`.
+    /// Both give the same translations up to floating-point rounding. With more than one
+    /// model every step takes the mean of their distributions ([`Ensemble`]).
+    pub fn new(models: Vec<&'a Seq2Seq>, device: Device, fused: bool) -> Self {
+        assert!(!models.is_empty(), "a search needs a model");
         let fused = if fused {
             models.iter().map(|m| FusedWeights::of(m)).collect()
         } else {
@@ -64,15 +44,13 @@ impl<'a> Translator<'a> {
         };
         Self {
             models,
-            src_vocab,
-            tgt_vocab,
             device,
             fused,
         }
     }
 
     /// The search over one padded batch (`ids` `[batch, src_len]`, with `lengths`).
-    fn search_batch(
+    pub fn search(
         &self,
         ids: Vec<u32>,
         lengths: &[usize],
@@ -103,6 +81,44 @@ impl<'a> Translator<'a> {
                     .collect();
                 search_with(&mut Ensemble::new(members), lengths, config)
             }
+        }
+    }
+}
+
+/// A model (or an ensemble of models) with its vocabularies, ready to translate.
+pub struct Translator<'a> {
+    /// The models and their search.
+    pub searcher: Searcher<'a>,
+    /// Source vocabulary.
+    pub src_vocab: &'a Vocab,
+    /// Target vocabulary.
+    pub tgt_vocab: &'a Vocab,
+}
+
+impl<'a> Translator<'a> {
+    /// A translator over [`Searcher::new`]`(vec![model], device, fused)`.
+    pub fn new(
+        model: &'a Seq2Seq,
+        src_vocab: &'a Vocab,
+        tgt_vocab: &'a Vocab,
+        device: Device,
+        fused: bool,
+    ) -> Self {
+        Self::ensemble(vec![model], src_vocab, tgt_vocab, device, fused)
+    }
+
+    /// [`Translator::new`] for an ensemble of `models` of one vocabulary (at least one).
+    pub fn ensemble(
+        models: Vec<&'a Seq2Seq>,
+        src_vocab: &'a Vocab,
+        tgt_vocab: &'a Vocab,
+        device: Device,
+        fused: bool,
+    ) -> Self {
+        Self {
+            searcher: Searcher::new(models, device, fused),
+            src_vocab,
+            tgt_vocab,
         }
     }
 
@@ -136,7 +152,7 @@ impl<'a> Translator<'a> {
         for group in source_batches(&lengths, batch_tokens.max(1)) {
             let rows: Vec<usize> = group.iter().map(|&g| todo[g]).collect();
             let (ids, lens) = padded(rows.iter().map(|&i| encoded[i].as_slice()));
-            let results = self.search_batch(ids, &lens, config);
+            let results = self.searcher.search(ids, &lens, config);
             for (row, hyps) in rows.iter().zip(results) {
                 out[*row].hypotheses = hyps;
             }
