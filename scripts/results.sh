@@ -16,22 +16,14 @@ MULTI30K_DIR=${MULTI30K_DIR:-data/multi30k}
 BEAM=${BEAM:-5}
 THREADS=${THREADS:-2}
 SPLITS=${SPLITS:-val test_2016_flickr}
-BIN=${CARGO_TARGET_DIR:-target}/release/rnnsearch
-[ -x "$BIN" ] || { echo "error: $BIN not found: cargo build --release --workspace" >&2; exit 1; }
+. scripts/lib.sh
+need_bin
 [ -f "$RUN/metrics.jsonl" ] || { echo "error: $RUN/metrics.jsonl not found: not a run directory" >&2; exit 1; }
 alpha=()
 [ -z "${ALPHA:-}" ] || alpha=(--alpha "$ALPHA")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-# score HYP REF [--lowercase]: "BLEU chrF" as numbers
-score() {
-    "$BIN" evaluate --hyp "$1" --ref "$2" "${@:3}" --format json |
-        python3 -c 'import json, sys
-d = {r["name"]: r["score"] for r in map(json.loads, filter(str.strip, sys.stdin))}
-print("%.2f %.2f" % (d["BLEU"], d["chrF2"]))'
-}
 
 echo "run $RUN, checkpoint $CKPT, $SRC→$TGT, beam $BEAM ${alpha[*]}"
 for split in $SPLITS; do
@@ -43,8 +35,8 @@ for split in $SPLITS; do
             --threads "$THREADS" --input "$work/src" --output "$work/hyp.$beam" 2>/dev/null
         end=$(date +%s.%N)
         rate=$(awk -v n="$(wc -l <"$work/src")" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
-        read -r bleu chrf < <(score "$work/hyp.$beam" "$work/ref")
-        read -r lbleu lchrf < <(score "$work/hyp.$beam" "$work/ref" --lowercase)
+        read -r bleu chrf < <(scores "$work/hyp.$beam" "$work/ref")
+        read -r lbleu lchrf < <(scores "$work/hyp.$beam" "$work/ref" --lowercase)
         name=$([ "$beam" = 1 ] && echo greedy || echo "beam $beam")
         printf '%-18s %-7s BLEU %6s chrF %6s | lowercased BLEU %6s chrF %6s | %s sentences/s\n' \
             "$split" "$name" "$bleu" "$chrf" "$lbleu" "$lchrf" "$rate"

@@ -17,8 +17,8 @@ MULTI30K_DIR=${MULTI30K_DIR:-data/multi30k}
 BEAMS=${BEAMS:-5 10}
 ALPHAS=${ALPHAS:-0.6 0.8 1.0 1.2 1.5}
 THREADS=${THREADS:-2}
-BIN=${CARGO_TARGET_DIR:-target}/release/rnnsearch
-[ -x "$BIN" ] || { echo "error: $BIN not found: cargo build --release --workspace" >&2; exit 1; }
+. scripts/lib.sh
+need_bin
 [ -d "$RUN/checkpoints" ] || { echo "error: $RUN/checkpoints not found: not a run directory" >&2; exit 1; }
 for lang in "$SRC" "$TGT"; do
     [ -f "$MULTI30K_DIR/val.$lang.gz" ] ||
@@ -36,8 +36,7 @@ for beam in $BEAMS; do
     for alpha in $ALPHAS; do
         "$BIN" translate --model "$RUN" --checkpoint "$CKPT" --beam "$beam" --alpha "$alpha" \
             --threads "$THREADS" --input "$work/src" --output "$work/hyp" 2>/dev/null
-        bleu=$("$BIN" evaluate --hyp "$work/hyp" --ref "$work/ref" --metrics bleu --format json |
-            python3 -c 'import json, sys; print("%.2f" % json.loads(sys.stdin.readline())["score"])')
+        bleu=$(scores "$work/hyp" "$work/ref" --metrics bleu)
         printf 'beam %3s alpha %4s  BLEU %6s\n' "$beam" "$alpha" "$bleu"
         if awk -v a="$bleu" -v b="$best_bleu" 'BEGIN { exit !(a > b) }'; then
             best_bleu=$bleu best_beam=$beam best_alpha=$alpha

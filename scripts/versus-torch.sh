@@ -27,10 +27,10 @@ OUT=${OUT:-runs/versus-torch-$SRC-$TGT}
 THREADS=${THREADS:-2}
 DATA=data/multi30k
 CONFIG=configs/multi30k-$SRC-$TGT.toml
-BIN=${CARGO_TARGET_DIR:-target}/release/rnnsearch
+. scripts/lib.sh
 
 [ -f "$CONFIG" ] || { echo "error: $CONFIG not found (no config for $SRC→$TGT)" >&2; exit 1; }
-[ -x "$BIN" ] || { echo "error: $BIN not found: cargo build --release --workspace" >&2; exit 1; }
+need_bin
 [ -f "$DATA/test_2016_flickr.$TGT.gz" ] ||
     { echo "error: $DATA/test_2016_flickr.$TGT.gz not found: run scripts/fetch-multi30k.sh" >&2; exit 1; }
 if [ "${SKIP_TORCH:-0}" != 1 ]; then
@@ -61,10 +61,7 @@ for beam in 1 5; do
 done
 
 # bleu HYP [--lowercase]: the BLEU score alone
-bleu() {
-    "$BIN" evaluate --hyp "$1" --ref "$work/ref" --metrics bleu --format json "${@:2}" |
-        python3 -c 'import json, sys; print("%.2f" % json.loads(sys.stdin.readline())["score"])'
-}
+bleu() { scores "$1" "$work/ref" --metrics bleu "${@:2}"; }
 echo "test_2016_flickr $SRC→$TGT after $MINUTES min of training each (BLEU, 13a):"
 printf '%-10s %14s %14s %14s %14s\n' tool "greedy cased" "greedy lower" "beam 5 cased" "beam 5 lower"
 for tool in torch rnnsearch; do

@@ -1,0 +1,17 @@
+# What the scripts share; sourced (`. scripts/lib.sh`) from the project root, never run.
+
+BIN=${CARGO_TARGET_DIR:-target}/release/rnnsearch
+
+# need_bin: stop with the command that builds the binary when it is missing
+need_bin() {
+    [ -x "$BIN" ] || { echo "error: $BIN not found: cargo build --release --workspace" >&2; exit 1; }
+}
+
+# scores HYP REF [evaluate options...]: the scores `rnnsearch evaluate` gives, two decimals each,
+# BLEU then chrF (one of them alone with --metrics bleu or --metrics chrf)
+scores() {
+    "$BIN" evaluate --hyp "$1" --ref "$2" "${@:3}" --format json |
+        python3 -c 'import json, sys
+d = {r["name"]: r["score"] for r in map(json.loads, filter(str.strip, sys.stdin))}
+print(" ".join("%.2f" % d[k] for k in ("BLEU", "chrF2") if k in d))'
+}
