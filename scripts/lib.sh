@@ -8,10 +8,15 @@ need_bin() {
 }
 
 # scores HYP REF [evaluate options...]: the scores `rnnsearch evaluate` gives, two decimals each,
-# BLEU then chrF (one of them alone with --metrics bleu or --metrics chrf)
+# BLEU then chrF (one of them alone with --metrics bleu or --metrics chrf); fails when evaluate
+# fails or reports neither
 scores() {
-    "$BIN" evaluate --hyp "$1" --ref "$2" "${@:3}" --format json |
-        python3 -c 'import json, sys
+    local json
+    json=$("$BIN" evaluate --hyp "$1" --ref "$2" "${@:3}" --format json) || return 1
+    python3 -c 'import json, sys
 d = {r["name"]: r["score"] for r in map(json.loads, filter(str.strip, sys.stdin))}
-print(" ".join("%.2f" % d[k] for k in ("BLEU", "chrF2") if k in d))'
+found = ["%.2f" % d[k] for k in ("BLEU", "chrF2") if k in d]
+if not found:
+    sys.exit("error: rnnsearch evaluate reported neither BLEU nor chrF2: %s" % sorted(d))
+print(" ".join(found))' <<<"$json"
 }

@@ -35,8 +35,10 @@ for split in $SPLITS; do
             --threads "$THREADS" --input "$work/src" --output "$work/hyp.$beam" 2>/dev/null
         end=$(date +%s.%N)
         rate=$(awk -v n="$(wc -l <"$work/src")" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
-        read -r bleu chrf < <(scores "$work/hyp.$beam" "$work/ref")
-        read -r lbleu lchrf < <(scores "$work/hyp.$beam" "$work/ref" --lowercase)
+        cased=$(scores "$work/hyp.$beam" "$work/ref")
+        lowercased=$(scores "$work/hyp.$beam" "$work/ref" --lowercase)
+        read -r bleu chrf <<<"$cased"
+        read -r lbleu lchrf <<<"$lowercased"
         name=$([ "$beam" = 1 ] && echo greedy || echo "beam $beam")
         printf '%-18s %-7s BLEU %6s chrF %6s | lowercased BLEU %6s chrF %6s | %s sentences/s\n' \
             "$split" "$name" "$bleu" "$chrf" "$lbleu" "$lchrf" "$rate"

@@ -83,9 +83,24 @@ fn random_ids(count: usize, vocab: usize, seed: &mut u64) -> Vec<u32> {
 
 /// `rnnsearch bench`.
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
-    if args.vocab <= 4 || args.tgt_len == 0 || args.src_len == 0 || args.batch_tokens < args.tgt_len
-    {
-        bail!("--vocab must exceed 4 and --batch-tokens must hold at least one --tgt-len sentence");
+    if args.vocab <= 4 {
+        bail!(
+            "--vocab must exceed 4 (the special tokens), got {}",
+            args.vocab
+        );
+    }
+    if args.src_len == 0 {
+        bail!("--src-len must be at least 1");
+    }
+    if args.tgt_len == 0 {
+        bail!("--tgt-len must be at least 1");
+    }
+    if args.batch_tokens < args.tgt_len {
+        bail!(
+            "--batch-tokens ({}) must hold at least one --tgt-len ({}) sentence",
+            args.batch_tokens,
+            args.tgt_len
+        );
     }
     let device = args.backend.device()?;
     let config = ModelConfig {

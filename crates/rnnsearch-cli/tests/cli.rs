@@ -127,8 +127,15 @@ fn bench_trains_and_decodes_with_both_engines() {
         let out = run(rnnsearch().args(tiny).args(["--engine", engine]));
         assert!(out.status.success(), "{engine}: {}", stderr(&out));
         let line = stdout(&out);
+        let gradients = if engine == "fused" {
+            "fused"
+        } else {
+            "burn autodiff"
+        };
         assert!(
-            line.starts_with("bench: ") && line.contains("tgt tok/s"),
+            line.starts_with("bench: ")
+                && line.contains("tgt tok/s")
+                && line.contains(&format!("{gradients} gradients")),
             "{line}"
         );
         for decode in ["greedy", "beam5"] {
@@ -137,14 +144,23 @@ fn bench_trains_and_decodes_with_both_engines() {
                 .args(["--engine", engine, "--decode", decode]));
             assert!(out.status.success(), "{engine} {decode}: {}", stderr(&out));
             let line = stdout(&out);
-            let expected = if engine == "fused" { "fused" } else { "burn" };
             assert!(
-                line.contains("sentences/s") && line.contains(&format!("{expected} forward pass")),
+                line.contains("sentences/s") && line.contains(&format!("{engine} forward pass")),
                 "{line}"
             );
         }
     }
-    let bad = run(rnnsearch().args(["bench", "--vocab", "4"]));
-    assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("--vocab"), "{}", stderr(&bad));
+    for (flag, value) in [
+        ("--vocab", "4"),
+        ("--src-len", "0"),
+        ("--batch-tokens", "3"),
+    ] {
+        let bad = run(rnnsearch().args(["bench", flag, value]));
+        assert!(!bad.status.success(), "{flag} {value}");
+        let said = stderr(&bad);
+        assert!(
+            said.contains(&format!("{flag} must")) || said.contains(&format!("{flag} ({value})")),
+            "{flag}: {said}"
+        );
+    }
 }

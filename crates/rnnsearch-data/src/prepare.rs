@@ -209,12 +209,25 @@ impl Vocabs {
                 file_name(absent)
             ));
         }
+        let check_split = |vocab: Vocab, path: &Path| -> Result<Vocab, Error> {
+            if vocab.splits_punctuation() == cfg.split_punctuation {
+                return Ok(vocab);
+            }
+            Err(Error::Config(format!(
+                "{} was trained with split_punctuation = {} but data.split_punctuation = {}: \
+                 use a fresh run directory (or set the key as the run had it)",
+                path.display(),
+                vocab.splits_punctuation(),
+                cfg.split_punctuation
+            )))
+        };
         if cfg.joint_vocab && has_joint {
-            let v = Arc::new(Vocab::load(&joint)?);
+            let v = Arc::new(check_split(Vocab::load(&joint)?, &joint)?);
             return Ok(Vocabs::new(v.clone(), v, vec![joint], true));
         }
         if !cfg.joint_vocab && has_src {
-            let (s, t) = (Vocab::load(&src)?, Vocab::load(&tgt)?);
+            let s = check_split(Vocab::load(&src)?, &src)?;
+            let t = check_split(Vocab::load(&tgt)?, &tgt)?;
             return Ok(Vocabs::new(Arc::new(s), Arc::new(t), vec![src, tgt], true));
         }
         Vocabs::train(cfg, train, run_dir)
@@ -481,6 +494,41 @@ mod tests {
         let again = Prepared::prepare(&parallel_cfg(), dir.path(), &run).unwrap();
         assert!(again.summary.vocab_loaded);
         assert_eq!(again.train.examples, p.train.examples);
+    }
+
+    /// A run directory's vocabulary made without the punctuation split is never reused by a
+    /// config that asks for it (nor the other way round), for joint and separate files alike.
+    #[test]
+    fn vocabulary_of_the_other_split_is_an_error() {
+        for joint in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            toy_corpus(dir.path());
+            let run = dir.path().join("run");
+            let mut cfg = parallel_cfg();
+            cfg.joint_vocab = joint;
+            Prepared::prepare(&cfg, dir.path(), &run).unwrap();
+            cfg.split_punctuation = true;
+            let err = Prepared::prepare(&cfg, dir.path(), &run)
+                .unwrap_err()
+                .to_string();
+            let file = run.join(if joint {
+                JOINT_VOCAB_FILE
+            } else {
+                SRC_VOCAB_FILE
+            });
+            assert_eq!(
+                err,
+                format!(
+                    "data config: {} was trained with split_punctuation = false but \
+                     data.split_punctuation = true: use a fresh run directory (or set the key as \
+                     the run had it)",
+                    file.display()
+                )
+            );
+            let fresh = dir.path().join("fresh");
+            let p = Prepared::prepare(&cfg, dir.path(), &fresh).unwrap();
+            assert!(p.src_vocab.splits_punctuation() && p.tgt_vocab.splits_punctuation());
+        }
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! The pipeline is NFC normaliser → Metaspace pre-tokenizer (sentencepiece-style
 //! `▁` word boundaries), optionally followed by a split that isolates every punctuation
-//! character (so `Hund.` and `Hund` share the subword `▁Hund`, as sentencepiece's script
-//! splitting and GPT-2's regex do) → BPE with `<unk>` → Metaspace decoder. Because spaces
+//! character (so `Hund.` and `Hund` share the subword `▁Hund`; a run like `...` stays three
+//! pieces, and punctuation that opens a word costs a lone `▁` before it) → BPE with `<unk>` →
+//! Metaspace decoder. Because spaces
 //! survive as `▁`, decoding is an exact inverse of encoding on normalised text
 //! (see [`crate::normalize`]), except for characters never seen in training,
 //! which become `<unk>`. The saved `tokenizer.json` loads unchanged in Python's
@@ -111,6 +112,18 @@ impl Vocab {
             }
         }
         Ok(Vocab { tokenizer })
+    }
+
+    /// Whether the pre-tokenizer isolates punctuation (`split_punctuation` at training).
+    pub fn splits_punctuation(&self) -> bool {
+        match self.tokenizer.get_pre_tokenizer() {
+            Some(PreTokenizerWrapper::Sequence(steps)) => steps
+                .as_ref()
+                .iter()
+                .any(|step| matches!(step, PreTokenizerWrapper::Punctuation(_))),
+            Some(PreTokenizerWrapper::Punctuation(_)) => true,
+            _ => false,
+        }
     }
 
     /// Loads a `tokenizer.json` file.
@@ -296,6 +309,7 @@ mod tests {
         );
         assert_eq!(split.decode(&split.encode(text)), text);
         assert_eq!(plain.decode(&plain.encode(text)), text);
+        assert!(split.splits_punctuation() && !plain.splits_punctuation());
     }
 
     #[test]
@@ -406,6 +420,13 @@ mod tests {
             Some(p) => (p.src_vocab.as_ref().clone(), p.valid.src_text.clone()),
             None => (toy(), vec!["the cat sat".to_string(), "a dog".to_string()]),
         };
+        let split = Vocab::train(&lines, 500, true).unwrap();
+        for vocab in [vocab, split] {
+            agrees_in_python(&python, &vocab, &lines);
+        }
+    }
+
+    fn agrees_in_python(python: &std::ffi::OsStr, vocab: &Vocab, lines: &[String]) {
         let dir = tempfile::tempdir().unwrap();
         let (json, text) = (dir.path().join("tokenizer.json"), dir.path().join("lines"));
         vocab.save(&json).unwrap();
@@ -428,11 +449,15 @@ mod tests {
         );
         let got: Vec<(Vec<u32>, String)> = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(got.len(), lines.len());
-        for ((ids, decoded), line) in got.iter().zip(&lines) {
+        for ((ids, decoded), line) in got.iter().zip(lines) {
             assert_eq!(ids, &vocab.encode(line), "{line}");
             assert_eq!(decoded, line);
         }
-        eprintln!("python tokenizers agrees on {} lines", lines.len());
+        eprintln!(
+            "python tokenizers agrees on {} lines (split_punctuation = {})",
+            lines.len(),
+            vocab.splits_punctuation()
+        );
     }
 
     /// decode(encode(line)) == line on ≥ 99.9% of Multi30k val, per language.

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::linalg::{avx2_dispatch, dot, exp, tanh};
+use crate::linalg::{dot, exp, simd_dispatch, tanh};
 
 /// The shapes of one step: batch, src_len, annotation size 2n, attention size a.
 #[derive(Clone, Copy, Debug)]
@@ -61,7 +61,7 @@ pub fn forward(
         });
 }
 
-avx2_dispatch! {
+simd_dispatch! {
     /// One sentence of [`forward`]: e_j = v_a · tanh(q + k_j) over its `len` positions (`keys`
     /// `[src_len, a]`, the tanh layer written to `hidden`), α = softmax(e) and
     /// c = Σ_j α_j h_j (`annotations` `[src_len, 2n]`); padding gets α_j = 0.

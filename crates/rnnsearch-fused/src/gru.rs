@@ -5,7 +5,7 @@
 //!
 //! r = σ(x_r + u_r), z = σ(x_z + u_z), ñ = tanh(x_n + r ⊙ u_n), h' = ñ + z ⊙ (h − ñ).
 
-use crate::linalg::{avx2_dispatch, sigmoid, tanh};
+use crate::linalg::{sigmoid, simd_dispatch, tanh};
 
 /// What the backward pass needs from one step, each `[batch, d]`.
 #[derive(Clone, Debug, Default)]
@@ -28,7 +28,7 @@ impl StepCache {
     }
 }
 
-avx2_dispatch! {
+simd_dispatch! {
 /// h' from x (`[batch, 3d]`), u (`[batch, 3d]`) and h (`[batch, d]`), filling `cache`.
 pub fn forward(
     x: &[f32],

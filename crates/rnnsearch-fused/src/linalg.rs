@@ -7,15 +7,73 @@
 //! product is split across the rayon threads, so no second thread pool competes with rayon.
 
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 use gemm::Parallelism;
 
-/// Defines `fn NAME(args) -> R { body }` that runs `body` compiled for AVX2 when the CPU has it
-/// (checked at run time, a cached flag) and for the baseline x86-64 (SSE2) otherwise: the
-/// element-wise loops (exp, tanh, the gates) vectorise 8 wide instead of 4. Rust never fuses
-/// a multiply and an add on its own, so both variants compute the same bits.
-macro_rules! avx2_dispatch {
+/// The widest vector instructions the element-wise loops are compiled for, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// Baseline x86-64 (SSE2, 4 lanes), or any other architecture.
+    Baseline,
+    /// AVX2, 8 lanes.
+    Avx2,
+    /// AVX-512 (F, VL, BW, DQ), 16 lanes.
+    Avx512,
+}
+
+/// The tier cap: 0 = not yet read, else 1 + the highest tier allowed.
+static SIMD_CAP: AtomicU8 = AtomicU8::new(0);
+
+/// The tier the dispatched loops run at: the best this CPU has, capped by `RNNSEARCH_SIMD`
+/// (`baseline`, `avx2` or `avx512`; read once) or by [`cap_simd`].
+pub fn simd() -> Simd {
+    let tier = |n: u8| [Simd::Baseline, Simd::Avx2, Simd::Avx512][usize::from(n - 1)];
+    match SIMD_CAP.load(Ordering::Relaxed) {
+        0 => {
+            let cap = match std::env::var("RNNSEARCH_SIMD").as_deref() {
+                Ok("baseline") => Simd::Baseline,
+                Ok("avx2") => Simd::Avx2,
+                _ => Simd::Avx512,
+            };
+            let chosen = cap.min(detected_simd());
+            SIMD_CAP.store(chosen as u8 + 1, Ordering::Relaxed);
+            chosen
+        }
+        n => tier(n),
+    }
+}
+
+/// Lowers (or restores, up to what the CPU has) the tier from now on, for every thread. Every
+/// tier computes the same bits, so this only changes speed: benchmarks and tests use it.
+pub fn cap_simd(cap: Simd) {
+    SIMD_CAP.store(cap.min(detected_simd()) as u8 + 1, Ordering::Relaxed);
+}
+
+fn detected_simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            return Simd::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Simd::Avx2;
+        }
+    }
+    Simd::Baseline
+}
+
+/// Defines `fn NAME(args) -> R { body }` that runs `body` compiled for AVX-512 or AVX2 when the
+/// CPU has them ([`simd`], a cached flag) and for the baseline x86-64 (SSE2) otherwise: the
+/// element-wise loops (exp, tanh, the gates) vectorise 16 or 8 wide instead of 4. Rust never
+/// fuses a multiply and an add on its own and the reductions keep their own fixed lanes, so
+/// every variant computes the same bits.
+macro_rules! simd_dispatch {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
@@ -24,21 +82,29 @@ macro_rules! avx2_dispatch {
             fn portable($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    portable($($arg),*)
+                }
                 #[target_feature(enable = "avx2")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     portable($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2, checked just above.
-                    return unsafe { avx2($($arg),*) };
+                match $crate::linalg::simd() {
+                    // SAFETY: simd() never names a tier the CPU lacks.
+                    $crate::linalg::Simd::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::linalg::Simd::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::linalg::Simd::Baseline => {}
                 }
             }
             portable($($arg),*)
         }
     };
 }
-pub(crate) use avx2_dispatch;
+pub(crate) use simd_dispatch;
 
 /// Below this many multiply-adds a product runs on the calling thread: splitting it costs more
 /// than it saves.
@@ -472,7 +538,7 @@ fn sum_of(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-avx2_dispatch! {
+simd_dispatch! {
     /// (max_i x_i, Σ_i exp(x_i − max)): a softmax's statistics over `x`, as [`max`] and
     /// [`sum_exp`] give them.
     pub fn max_and_sum_exp(x: &[f32]) -> (f32, f32) {
@@ -544,6 +610,48 @@ pub fn tanh(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every tier the CPU has gives the baseline's bits: the softmax statistics, a GRU step
+    /// and the smoothed loss with its gradient, on lengths that leave ragged tails.
+    #[test]
+    fn simd_tiers_compute_the_same_bits() {
+        let values = |n: usize, seed: u32| -> Vec<f32> {
+            (0..n)
+                .map(|i| {
+                    ((i as u32).wrapping_mul(2_654_435_761) ^ seed) as f32 / u32::MAX as f32 * 6.0
+                        - 3.0
+                })
+                .collect()
+        };
+        let run = || {
+            let mut bits = Vec::new();
+            let (top, total) = max_and_sum_exp(&values(1003, 1));
+            bits.extend([top, total].map(|v| u64::from(v.to_bits())));
+            let (rows, d) = (3, 37);
+            let (x, u, h) = (
+                values(rows * 3 * d, 2),
+                values(rows * 3 * d, 3),
+                values(rows * d, 4),
+            );
+            let mut h_next = vec![0.0; rows * d];
+            let mut cache = crate::gru::StepCache::new(rows, d);
+            crate::gru::forward(&x, &u, &h, &mut h_next, &mut cache, d);
+            bits.extend(h_next.iter().map(|v| u64::from(v.to_bits())));
+            let mut logits = values(2 * 1001, 5);
+            let sums = crate::output::loss_and_gradient(&mut logits, &[7, 999], &[1.0, 1.0], 0.1);
+            bits.extend([sums.objective.to_bits(), sums.nll.to_bits()]);
+            bits.extend(logits.iter().map(|v| u64::from(v.to_bits())));
+            bits
+        };
+        let best = simd();
+        cap_simd(Simd::Baseline);
+        let baseline = run();
+        for tier in [Simd::Avx2, Simd::Avx512] {
+            cap_simd(tier);
+            assert_eq!(run(), baseline, "{:?} differs from the baseline", simd());
+        }
+        cap_simd(best);
+    }
 
     #[test]
     fn exp_is_within_two_ulp_of_std() {

@@ -9,8 +9,8 @@
 use rayon::prelude::*;
 
 use crate::linalg::{
-    add_bias, add_column_sums, affine_by_column_blocks, avx2_dispatch, exp, matmul, max,
-    max_and_sum_exp, sum, Layout,
+    add_bias, add_column_sums, affine_by_column_blocks, exp, matmul, max, max_and_sum_exp,
+    simd_dispatch, sum, Layout,
 };
 
 /// What the backward pass needs.
@@ -184,7 +184,7 @@ pub fn loss_and_gradient(
         })
 }
 
-avx2_dispatch! {
+simd_dispatch! {
     /// One row of [`loss_and_gradient`]: its loss terms, with `x` (the row's logits) replaced
     /// by ∂L/∂logits.
     fn row_loss_and_gradient(x: &mut [f32], y: usize, w: f32, smoothing: f32, uniform: f32) -> LossSums {

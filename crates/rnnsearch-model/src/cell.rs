@@ -90,6 +90,8 @@ pub enum ParamInit {
     Glorot,
     /// PyTorch's defaults for `nn.Linear`, `nn.GRU` and `nn.LSTM`: every weight and bias
     /// U(−1/√fan_in, 1/√fan_in), with fan_in = d (the units) for all of a cell's parameters.
+    /// PyTorch's whole initialisation also needs `orthogonal_recurrent = false` and, for
+    /// `nn.Embedding`, `embedding_init_std = 1.0`.
     FanIn,
 }
 
