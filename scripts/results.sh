@@ -31,8 +31,8 @@ for split in $SPLITS; do
     zcat "$MULTI30K_DIR/$split.$TGT.gz" >"$work/ref"
     for beam in 1 "$BEAM"; do
         start=$(date +%s.%N)
-        "$BIN" translate --model "$RUN" --checkpoint "$CKPT" --beam "$beam" "${alpha[@]}" \
-            --threads "$THREADS" --input "$work/src" --output "$work/hyp.$beam" 2>/dev/null
+        quietly "$BIN" translate --model "$RUN" --checkpoint "$CKPT" --beam "$beam" "${alpha[@]}" \
+            --threads "$THREADS" --input "$work/src" --output "$work/hyp.$beam"
         end=$(date +%s.%N)
         rate=$(awk -v n="$(wc -l <"$work/src")" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
         cased=$(scores "$work/hyp.$beam" "$work/ref")

@@ -34,8 +34,8 @@ echo "run $RUN, checkpoint $CKPT, $SRC→$TGT, val: cased BLEU by beam and alpha
 best_bleu=-1 best_beam= best_alpha=
 for beam in $BEAMS; do
     for alpha in $ALPHAS; do
-        "$BIN" translate --model "$RUN" --checkpoint "$CKPT" --beam "$beam" --alpha "$alpha" \
-            --threads "$THREADS" --input "$work/src" --output "$work/hyp" 2>/dev/null
+        quietly "$BIN" translate --model "$RUN" --checkpoint "$CKPT" --beam "$beam" --alpha "$alpha" \
+            --threads "$THREADS" --input "$work/src" --output "$work/hyp"
         bleu=$(scores "$work/hyp" "$work/ref" --metrics bleu)
         printf 'beam %3s alpha %4s  BLEU %6s\n' "$beam" "$alpha" "$bleu"
         if awk -v a="$bleu" -v b="$best_bleu" 'BEGIN { exit !(a > b) }'; then

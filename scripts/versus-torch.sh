@@ -55,8 +55,8 @@ trap 'rm -rf "$work"' EXIT
 zcat "$DATA/test_2016_flickr.$SRC.gz" >"$work/src"
 zcat "$DATA/test_2016_flickr.$TGT.gz" >"$work/ref"
 for beam in 1 5; do
-    "$BIN" translate --model "$OUT/rnnsearch" --beam "$beam" --threads "$THREADS" \
-        --input "$work/src" --output "$work/rnnsearch.beam$beam" 2>/dev/null
+    quietly "$BIN" translate --model "$OUT/rnnsearch" --beam "$beam" --threads "$THREADS" \
+        --input "$work/src" --output "$work/rnnsearch.beam$beam"
     cp "$OUT/torch/test_2016_flickr.beam$beam.$TGT" "$work/torch.beam$beam"
 done
 
@@ -65,7 +65,11 @@ bleu() { scores "$1" "$work/ref" --metrics bleu "${@:2}"; }
 echo "test_2016_flickr $SRC→$TGT after $MINUTES min of training each (BLEU, 13a):"
 printf '%-10s %14s %14s %14s %14s\n' tool "greedy cased" "greedy lower" "beam 5 cased" "beam 5 lower"
 for tool in torch rnnsearch; do
-    printf '%-10s %14s %14s %14s %14s\n' "$tool" \
-        "$(bleu "$work/$tool.beam1")" "$(bleu "$work/$tool.beam1" --lowercase)" \
-        "$(bleu "$work/$tool.beam5")" "$(bleu "$work/$tool.beam5" --lowercase)"
+    # Each score in a variable first: a failing command substitution inside printf's arguments
+    # would not stop the script.
+    greedy=$(bleu "$work/$tool.beam1")
+    greedy_lc=$(bleu "$work/$tool.beam1" --lowercase)
+    beam=$(bleu "$work/$tool.beam5")
+    beam_lc=$(bleu "$work/$tool.beam5" --lowercase)
+    printf '%-10s %14s %14s %14s %14s\n' "$tool" "$greedy" "$greedy_lc" "$beam" "$beam_lc"
 done

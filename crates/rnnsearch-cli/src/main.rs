@@ -93,6 +93,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    rnnsearch_fused::linalg::check_environment().map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Prepare(args) => train::prepare(args),
         Command::Train(args) => train::train(args),

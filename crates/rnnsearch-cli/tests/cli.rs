@@ -40,6 +40,31 @@ fn unknown_backend_is_a_clear_error() {
     assert!(stderr(&out).contains("cuda"));
 }
 
+#[test]
+fn misspelt_engine_variables_are_errors_that_name_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let translate = |vars: &[(&str, &str)]| {
+        let mut cmd = rnnsearch();
+        cmd.envs(vars.iter().copied())
+            .args(["translate", "--model"])
+            .arg(dir.path().join("nope"));
+        run(&mut cmd)
+    };
+    for (name, value) in [("RNNSEARCH_SIMD", "avx3"), ("RNNSEARCH_BLAS", "of")] {
+        let out = translate(&[(name, value)]);
+        assert_eq!(out.status.code(), Some(1), "{name}={value}");
+        let text = stderr(&out);
+        assert!(text.contains(name) && text.contains(value), "{text}");
+    }
+    // Accepted values get past the check to the command's own error.
+    let out = translate(&[("RNNSEARCH_SIMD", "baseline"), ("RNNSEARCH_BLAS", "off")]);
+    assert!(
+        stderr(&out).contains("no such run directory"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[cfg(not(feature = "wgpu"))]
 #[test]
 fn backend_not_compiled_names_the_feature() {

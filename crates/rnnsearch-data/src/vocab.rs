@@ -418,7 +418,12 @@ mod tests {
         };
         let (vocab, lines) = match crate::test_support::prepared_en_de() {
             Some(p) => (p.src_vocab.as_ref().clone(), p.valid.src_text.clone()),
-            None => (toy(), vec!["the cat sat".to_string(), "a dog".to_string()]),
+            None => (
+                toy(),
+                ["the cat sat.", "a dog, \"the\" cat...", "(a) dog's toy!"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
         };
         let split = Vocab::train(&lines, 500, true).unwrap();
         for vocab in [vocab, split] {

@@ -22,9 +22,9 @@ pub struct Translation {
 /// part of a [`Translator`] that knows nothing of vocabularies (`rnnsearch bench` times it).
 pub struct Searcher<'a> {
     /// The models, on an inference (non-autodiff) device: one, or the members of an ensemble.
-    pub models: Vec<&'a Seq2Seq>,
+    models: Vec<&'a Seq2Seq>,
     /// Where the models live.
-    pub device: Device,
+    device: Device,
     /// The weights for `rnnsearch-fused`'s forward pass, one per model, when the search runs
     /// there; empty otherwise.
     fused: Vec<FusedWeights>,
@@ -56,6 +56,12 @@ impl<'a> Searcher<'a> {
         lengths: &[usize],
         config: &SearchConfig,
     ) -> Vec<Vec<Hypothesis>> {
+        let width = lengths.iter().max().copied().unwrap_or(1);
+        assert_eq!(
+            ids.len(),
+            lengths.len() * width,
+            "ids must be [batch, longest length]"
+        );
         let rows = config.rows_per_sentence();
         if !self.fused.is_empty() {
             let mut members: Vec<FusedSteps> = self
@@ -69,7 +75,6 @@ impl<'a> Searcher<'a> {
             };
         }
         let ids = ids.into_iter().map(i64::from).collect();
-        let width = lengths.iter().max().copied().unwrap_or(1);
         let source = Tensor::from_data(TensorData::new(ids, [lengths.len(), width]), &self.device);
         match self.models[..] {
             [model] => search(model, source, lengths, config),
