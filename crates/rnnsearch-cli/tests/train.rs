@@ -282,6 +282,45 @@ fn attention_figures_and_curves_are_drawn() {
         .contains("validation BLEU"));
 }
 
+/// `train.average_last = N` averages the last N kept checkpoints at the end and says on val
+/// which of it and `best` the test figures come from; asking for more than are kept is an error
+/// that names the key, before any training.
+#[test]
+fn training_ends_by_averaging_its_last_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_dates_config(
+        dir.path(),
+        "epochs = 1\nmax_steps = 24\nvalid_every = 8\nkeep_checkpoints = 2\naverage_last = 2",
+    );
+    let run_dir = dir.path().join("run");
+    let out = run(rnnsearch()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run_dir));
+    assert!(out.status.success());
+    assert!(run_dir.join("checkpoints/averaged/model.bpk").is_file());
+    let log = std::fs::read_to_string(run_dir.join("train.log")).unwrap();
+    assert!(
+        log.contains("mean of the last 2 checkpoints") && log.contains("the test uses"),
+        "{log}"
+    );
+    assert!(run_dir.join("test.json").is_file());
+
+    let out = run(rnnsearch()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .args(["--set", "train.average_last=3", "--out"])
+        .arg(dir.path().join("other")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("train.average_last = 3"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("other/checkpoints").exists());
+}
+
 /// `train.keep_checkpoints` keeps the last N step checkpoints; `average` makes a checkpoint
 /// that translates; checkpoints translate as an ensemble; too few checkpoints, unknown and empty
 /// names are clear errors.

@@ -96,6 +96,10 @@ pub struct TrainConfig {
     /// Also keep the weights of the last N validations as `checkpoints/step-NNNNNNN`, for
     /// `rnnsearch average` (0: none).
     pub keep_checkpoints: usize,
+    /// At the end of training, average the last N step checkpoints (needs
+    /// `keep_checkpoints >= N`) into `checkpoints/averaged`; the test figures then come from
+    /// whichever of it and `best` scores higher on val at `test_beam` (0: `best` alone).
+    pub average_last: usize,
 }
 
 impl Default for TrainConfig {
@@ -127,6 +131,7 @@ impl Default for TrainConfig {
             samples: 3,
             engine: Engine::Auto,
             keep_checkpoints: 0,
+            average_last: 0,
         }
     }
 }
@@ -211,6 +216,13 @@ impl RunConfig {
         }
         if t.epochs == 0 {
             return Err("train.epochs must be at least 1".into());
+        }
+        if t.average_last == 1 || t.average_last > t.keep_checkpoints {
+            return Err(format!(
+                "train.average_last = {} needs at least 2 checkpoints, and no more than \
+                 train.keep_checkpoints = {} keeps",
+                t.average_last, t.keep_checkpoints
+            ));
         }
         Ok(())
     }

@@ -521,19 +521,49 @@ impl<'a> Trainer<'a> {
             ))
         })?;
         let inference = self.options.device.clone();
-        let model = checkpoint::load_model(
-            &best,
+        let init = || {
             self.config.model.init(
                 self.data.src_vocab.len(),
                 self.data.tgt_vocab.len(),
                 &inference,
-            ),
-        )?;
+            )
+        };
+        let mut model = checkpoint::load_model(&best, init())?;
         self.log.line(None, &format!(
             "best validation BLEU {:.2} at step {}; {} updates, {:.0} s, {:.0} target tokens/s overall",
             self.state.best_bleu, self.state.best_step, self.state.step, self.state.elapsed_s,
             self.state.target_tokens as f64 / self.state.elapsed_s.max(1e-9)
         ));
+        let last = self.config.train.average_last;
+        if last >= 2 {
+            crate::average::average_run(&self.options.run_dir, &[], last, "averaged", &inference)?;
+            let averaged = checkpoint::load_model(&self.checkpoints.join("averaged"), init())?;
+            let beam = self.config.train.test_beam.max(1);
+            let valid = &self.data.valid;
+            let val_bleu = |m: &Seq2Seq| {
+                score(
+                    &self.translate_split(m, &valid.src_text, beam),
+                    &valid.tgt_text,
+                )
+                .0
+            };
+            let (of_best, of_averaged) = (val_bleu(&model), val_bleu(&averaged));
+            let chosen = if of_averaged > of_best {
+                "averaged"
+            } else {
+                "best"
+            };
+            self.log.line(
+                None,
+                &format!(
+                    "val BLEU at beam {beam}: best {of_best:.2}, mean of the last {last} \
+                     checkpoints (checkpoints/averaged) {of_averaged:.2}; the test uses {chosen}"
+                ),
+            );
+            if of_averaged > of_best {
+                model = averaged;
+            }
+        }
         let mut summary = serde_json::Map::new();
         if let Some(test) = &self.data.test {
             for beam in [1, self.config.train.test_beam.max(1)] {
