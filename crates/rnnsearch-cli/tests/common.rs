@@ -64,10 +64,15 @@ samples = 1
 
 /// Trains a tiny dates model for `steps` updates (validating at the last) into `dir/run`.
 pub fn tiny_dates_run(dir: &Path, steps: usize) -> PathBuf {
-    let cfg = tiny_dates_config(
+    tiny_dates_run_with(
         dir,
         &format!("epochs = 1\nmax_steps = {steps}\nvalid_every = {steps}"),
-    );
+    )
+}
+
+/// Trains a tiny dates model with these extra `[train]` lines into `dir/run`.
+pub fn tiny_dates_run_with(dir: &Path, train: &str) -> PathBuf {
+    let cfg = tiny_dates_config(dir, train);
     let run_dir = dir.join("run");
     let out = run(rnnsearch()
         .args(["train", "--threads", "1", "--config"])

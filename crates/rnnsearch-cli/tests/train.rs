@@ -288,17 +288,11 @@ fn attention_figures_and_curves_are_drawn() {
 #[test]
 fn training_ends_by_averaging_its_last_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_dates_config(
+    let run_dir = tiny_dates_run_with(
         dir.path(),
         "epochs = 1\nmax_steps = 24\nvalid_every = 8\nkeep_checkpoints = 2\naverage_last = 2",
     );
-    let run_dir = dir.path().join("run");
-    let out = run(rnnsearch()
-        .args(["train", "--threads", "1", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&run_dir));
-    assert!(out.status.success());
+    let cfg = dir.path().join("tiny.toml");
     assert!(run_dir.join("checkpoints/averaged/model.bpk").is_file());
     let log = std::fs::read_to_string(run_dir.join("train.log")).unwrap();
     assert!(
@@ -327,17 +321,10 @@ fn training_ends_by_averaging_its_last_checkpoints() {
 #[test]
 fn averaged_checkpoints_translate() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_dates_config(
+    let run_dir = tiny_dates_run_with(
         dir.path(),
         "epochs = 1\nmax_steps = 24\nvalid_every = 8\nkeep_checkpoints = 2",
     );
-    let run_dir = dir.path().join("run");
-    let out = run(rnnsearch()
-        .args(["train", "--threads", "1", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&run_dir));
-    assert!(out.status.success());
     let checkpoints = run_dir.join("checkpoints");
     assert!(checkpoints.join("step-0000016").is_dir());
     assert!(checkpoints.join("step-0000024").is_dir());
