@@ -29,7 +29,7 @@ pub struct AverageArgs {
 /// `rnnsearch average`.
 pub fn run(args: AverageArgs) -> Result<ExitCode> {
     let device = args.backend.device()?;
-    let dirs = rnnsearch_train::average::average_run(
+    let (dirs, _) = rnnsearch_train::average::average_run(
         &args.model,
         &args.checkpoints,
         args.last,

@@ -212,7 +212,7 @@ fn bench_decoding(
         max_len_ratio: args.tgt_len.saturating_sub(5) as f64 / args.src_len as f64,
         ..SearchConfig::default()
     };
-    let translate = || searcher.search(ids.clone(), &lengths, &search_config);
+    let translate = || searcher.search(&ids, &lengths, &search_config);
     for _ in 0..args.warmup.min(2) {
         translate();
     }

@@ -56,14 +56,15 @@ pub fn average(models: &[Seq2Seq]) -> Seq2Seq {
 }
 
 /// The checkpoints `names` of `run_dir` (or, when `names` is empty, its last `last` step
-/// checkpoints), averaged and saved as checkpoint `output`. Returns the averaged directories.
+/// checkpoints), averaged and saved as checkpoint `output`. Returns the averaged directories and
+/// the averaged model.
 pub fn average_run(
     run_dir: &Path,
     names: &[String],
     last: usize,
     output: &str,
     device: &Device,
-) -> Result<Vec<PathBuf>> {
+) -> Result<(Vec<PathBuf>, Seq2Seq)> {
     let checkpoints = run_dir.join("checkpoints");
     let names: Vec<String> = if names.is_empty() {
         let steps = checkpoint::step_checkpoints(&checkpoints)?;
@@ -108,7 +109,7 @@ pub fn average_run(
         None,
         &newest.expect("at least one"),
     )?;
-    Ok(dirs)
+    Ok((dirs, averaged))
 }
 
 #[cfg(test)]

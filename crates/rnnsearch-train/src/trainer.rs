@@ -521,14 +521,14 @@ impl<'a> Trainer<'a> {
             ))
         })?;
         let inference = self.options.device.clone();
-        let init = || {
+        let mut model = checkpoint::load_model(
+            &best,
             self.config.model.init(
                 self.data.src_vocab.len(),
                 self.data.tgt_vocab.len(),
                 &inference,
-            )
-        };
-        let mut model = checkpoint::load_model(&best, init())?;
+            ),
+        )?;
         self.log.line(None, &format!(
             "best validation BLEU {:.2} at step {}; {} updates, {:.0} s, {:.0} target tokens/s overall",
             self.state.best_bleu, self.state.best_step, self.state.step, self.state.elapsed_s,
@@ -536,8 +536,13 @@ impl<'a> Trainer<'a> {
         ));
         let last = self.config.train.average_last;
         if last >= 2 {
-            crate::average::average_run(&self.options.run_dir, &[], last, "averaged", &inference)?;
-            let averaged = checkpoint::load_model(&self.checkpoints.join("averaged"), init())?;
+            let (_, averaged) = crate::average::average_run(
+                &self.options.run_dir,
+                &[],
+                last,
+                "averaged",
+                &inference,
+            )?;
             let beam = self.config.train.test_beam.max(1);
             let valid = &self.data.valid;
             let val_bleu = |m: &Seq2Seq| {
@@ -548,11 +553,8 @@ impl<'a> Trainer<'a> {
                 .0
             };
             let (of_best, of_averaged) = (val_bleu(&model), val_bleu(&averaged));
-            let chosen = if of_averaged > of_best {
-                "averaged"
-            } else {
-                "best"
-            };
+            let use_averaged = of_averaged > of_best;
+            let chosen = if use_averaged { "averaged" } else { "best" };
             self.log.line(
                 None,
                 &format!(
@@ -560,7 +562,7 @@ impl<'a> Trainer<'a> {
                      checkpoints (checkpoints/averaged) {of_averaged:.2}; the test uses {chosen}"
                 ),
             );
-            if of_averaged > of_best {
+            if use_averaged {
                 model = averaged;
             }
         }

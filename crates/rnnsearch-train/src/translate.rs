@@ -52,7 +52,7 @@ impl<'a> Searcher<'a> {
     /// The search over one padded batch (`ids` `[batch, src_len]`, with `lengths`).
     pub fn search(
         &self,
-        ids: Vec<u32>,
+        ids: &[u32],
         lengths: &[usize],
         config: &SearchConfig,
     ) -> Vec<Vec<Hypothesis>> {
@@ -67,14 +67,14 @@ impl<'a> Searcher<'a> {
             let mut members: Vec<FusedSteps> = self
                 .fused
                 .iter()
-                .map(|weights| FusedSteps::new(weights, &ids, lengths, rows))
+                .map(|weights| FusedSteps::new(weights, ids, lengths, rows))
                 .collect();
             return match members.len() {
                 1 => search_with(&mut members[0], lengths, config),
                 _ => search_with(&mut Ensemble::new(members), lengths, config),
             };
         }
-        let ids = ids.into_iter().map(i64::from).collect();
+        let ids = ids.iter().map(|&t| i64::from(t)).collect();
         let source = Tensor::from_data(TensorData::new(ids, [lengths.len(), width]), &self.device);
         match self.models[..] {
             [model] => search(model, source, lengths, config),
@@ -157,7 +157,7 @@ impl<'a> Translator<'a> {
         for group in source_batches(&lengths, batch_tokens.max(1)) {
             let rows: Vec<usize> = group.iter().map(|&g| todo[g]).collect();
             let (ids, lens) = padded(rows.iter().map(|&i| encoded[i].as_slice()));
-            let results = self.searcher.search(ids, &lens, config);
+            let results = self.searcher.search(&ids, &lens, config);
             for (row, hyps) in rows.iter().zip(results) {
                 out[*row].hypotheses = hyps;
             }
