@@ -282,37 +282,55 @@ fn attention_figures_and_curves_are_drawn() {
         .contains("validation BLEU"));
 }
 
-/// `train.average_last = N` averages the last N kept checkpoints at the end and says on val
-/// which of it and `best` the test figures come from; asking for more than are kept is an error
-/// that names the key, before any training.
+/// `train.average_last = N` and `train.ensemble_last = N` try the mean of the last N kept
+/// checkpoints and an ensemble of them at the end, and say on val which of them and `best` the
+/// test figures come from; asking for more than are kept is an error that names the key, before
+/// any training.
 #[test]
 fn training_ends_by_averaging_its_last_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = tiny_dates_run_with(
         dir.path(),
-        "epochs = 1\nmax_steps = 24\nvalid_every = 8\nkeep_checkpoints = 2\naverage_last = 2",
+        "epochs = 1\nmax_steps = 24\nvalid_every = 8\nkeep_checkpoints = 2\naverage_last = 2\n\
+         ensemble_last = 2",
     );
     let cfg = dir.path().join("tiny.toml");
     assert!(run_dir.join("checkpoints/averaged/model.bpk").is_file());
     let log = std::fs::read_to_string(run_dir.join("train.log")).unwrap();
+    let choice = log
+        .lines()
+        .find(|l| l.contains("val BLEU at beam"))
+        .unwrap_or_else(|| panic!("no choice in the log: {log}"));
     assert!(
-        log.contains("mean of the last 2 checkpoints") && log.contains("the test uses"),
-        "{log}"
+        choice.contains("best ")
+            && choice.contains("mean of the last 2 checkpoints")
+            && choice.contains("ensemble of the last 2 checkpoints")
+            && choice.contains("the test uses"),
+        "{choice}"
     );
-    assert!(run_dir.join("test.json").is_file());
+    let test: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("test.json")).unwrap()).unwrap();
+    let model = test["model"].as_str().expect("test.json names its model");
+    assert!(
+        choice.ends_with(&format!("the test uses {model}")),
+        "{choice} / {model}"
+    );
+    assert!(test["greedy"]["bleu"].is_number(), "{test}");
 
-    let out = run(rnnsearch()
-        .args(["train", "--threads", "1", "--config"])
-        .arg(&cfg)
-        .args(["--set", "train.average_last=3", "--out"])
-        .arg(dir.path().join("other")));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("train.average_last = 3"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(!dir.path().join("other/checkpoints").exists());
+    for key in ["average_last", "ensemble_last"] {
+        let out = run(rnnsearch()
+            .args(["train", "--threads", "1", "--config"])
+            .arg(&cfg)
+            .args(["--set", &format!("train.{key}=3"), "--out"])
+            .arg(dir.path().join("other")));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains(&format!("train.{key} = 3")),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!dir.path().join("other/checkpoints").exists());
+    }
 }
 
 /// `train.keep_checkpoints` keeps the last N step checkpoints; `average` makes a checkpoint

@@ -100,6 +100,11 @@ pub struct TrainConfig {
     /// `keep_checkpoints >= N`) into `checkpoints/averaged`; the test figures then come from
     /// whichever of it and `best` scores higher on val at `test_beam` (0: `best` alone).
     pub average_last: usize,
+    /// At the end of training, also try an ensemble of the last N step checkpoints (needs
+    /// `keep_checkpoints >= N`; each decoding step averages their distributions); the test
+    /// figures come from whichever of `best`, the average and the ensemble scores highest on val
+    /// at `test_beam` (0: no ensemble).
+    pub ensemble_last: usize,
 }
 
 impl Default for TrainConfig {
@@ -132,6 +137,7 @@ impl Default for TrainConfig {
             engine: Engine::Auto,
             keep_checkpoints: 0,
             average_last: 0,
+            ensemble_last: 0,
         }
     }
 }
@@ -222,6 +228,13 @@ impl RunConfig {
                 "train.average_last = {} needs at least 2 checkpoints, and no more than \
                  train.keep_checkpoints = {} keeps",
                 t.average_last, t.keep_checkpoints
+            ));
+        }
+        if t.ensemble_last == 1 || t.ensemble_last > t.keep_checkpoints {
+            return Err(format!(
+                "train.ensemble_last = {} needs at least 2 checkpoints, and no more than \
+                 train.keep_checkpoints = {} keeps",
+                t.ensemble_last, t.keep_checkpoints
             ));
         }
         Ok(())

@@ -476,7 +476,7 @@ impl<'a> Trainer<'a> {
             nll_sum += loss.nll_sum.into_scalar::<f32>() as f64;
             tokens += n;
         }
-        let hypotheses = self.translate_split(&model, &split.src_text, beam);
+        let hypotheses = self.translate_split(&[&model], &split.src_text, beam);
         let (bleu, chrf) = score(&hypotheses, &split.tgt_text);
         Ok(Validation {
             loss: loss_sum / tokens.max(1) as f64,
@@ -487,9 +487,10 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    fn translate_split(&self, model: &Seq2Seq, sources: &[String], beam: usize) -> Vec<String> {
-        let translator = Translator::new(
-            model,
+    /// `sources` translated by `models` (one, or the members of an ensemble).
+    fn translate_split(&self, models: &[&Seq2Seq], sources: &[String], beam: usize) -> Vec<String> {
+        let translator = Translator::ensemble(
+            models.to_vec(),
             &self.data.src_vocab,
             &self.data.tgt_vocab,
             self.options.device.clone(),
@@ -512,6 +513,102 @@ impl<'a> Trainer<'a> {
             .collect()
     }
 
+    /// The models the test figures come from, and what they are: `best`, or, where
+    /// `train.average_last` / `train.ensemble_last` ask for them, the mean of the last kept
+    /// checkpoints (saved as `checkpoints/averaged`) or an ensemble of them, whichever scores
+    /// highest on val at `test_beam` (the first of equals, so `best` wins ties).
+    fn choose_test_models(
+        &mut self,
+        best: Seq2Seq,
+        inference: &Device,
+    ) -> Result<(String, Vec<Seq2Seq>)> {
+        let t = &self.config.train;
+        let (average_last, ensemble_last) = (t.average_last, t.ensemble_last);
+        // (what the log calls it, what test.json calls it, the models)
+        let mut candidates = vec![("best".to_string(), "best".to_string(), vec![best])];
+        if average_last >= 2 {
+            let (_, averaged) = crate::average::average_run(
+                &self.options.run_dir,
+                &[],
+                average_last,
+                "averaged",
+                inference,
+            )?;
+            candidates.push((
+                format!("mean of the last {average_last} checkpoints (checkpoints/averaged)"),
+                "averaged".to_string(),
+                vec![averaged],
+            ));
+        }
+        if ensemble_last >= 2 {
+            let steps = checkpoint::step_checkpoints(&self.checkpoints)?;
+            let last = &steps[steps.len().saturating_sub(ensemble_last)..];
+            if last.len() < 2 {
+                self.log.line(
+                    None,
+                    &format!(
+                        "train.ensemble_last = {ensemble_last}: only {} step checkpoint kept, \
+                         no ensemble",
+                        last.len()
+                    ),
+                );
+            } else {
+                let names: Vec<String> = last
+                    .iter()
+                    .map(|(s, _)| checkpoint::step_name(*s))
+                    .collect();
+                let mut members = Vec::with_capacity(last.len());
+                for (_, path) in last {
+                    let init = self.config.model.init(
+                        self.data.src_vocab.len(),
+                        self.data.tgt_vocab.len(),
+                        inference,
+                    );
+                    members.push(checkpoint::load_model(path, init)?);
+                }
+                candidates.push((
+                    format!("ensemble of the last {} checkpoints", last.len()),
+                    format!("ensemble of {}", names.join(",")),
+                    members,
+                ));
+            }
+        }
+        if candidates.len() == 1 {
+            let (_, name, models) = candidates.pop().expect("best");
+            return Ok((name, models));
+        }
+        let beam = self.config.train.test_beam.max(1);
+        let valid = &self.data.valid;
+        let scores: Vec<f64> = candidates
+            .iter()
+            .map(|(_, _, models)| {
+                let models: Vec<&Seq2Seq> = models.iter().collect();
+                let hyps = self.translate_split(&models, &valid.src_text, beam);
+                score(&hyps, &valid.tgt_text).0
+            })
+            .collect();
+        let mut winner = 0;
+        for (i, s) in scores.iter().enumerate() {
+            if *s > scores[winner] {
+                winner = i;
+            }
+        }
+        let listed: Vec<String> = candidates
+            .iter()
+            .zip(&scores)
+            .map(|((label, _, _), s)| format!("{label} {s:.2}"))
+            .collect();
+        let (_, name, models) = candidates.swap_remove(winner);
+        self.log.line(
+            None,
+            &format!(
+                "val BLEU at beam {beam}: {}; the test uses {name}",
+                listed.join(", ")
+            ),
+        );
+        Ok((name, models))
+    }
+
     /// Test-set figures with the best checkpoint, and a few sample translations.
     fn final_report(&mut self) -> Result<()> {
         let best = checkpoint::resolve(&self.checkpoints, "best").ok_or_else(|| {
@@ -521,7 +618,7 @@ impl<'a> Trainer<'a> {
             ))
         })?;
         let inference = self.options.device.clone();
-        let mut model = checkpoint::load_model(
+        let model = checkpoint::load_model(
             &best,
             self.config.model.init(
                 self.data.src_vocab.len(),
@@ -534,42 +631,13 @@ impl<'a> Trainer<'a> {
             self.state.best_bleu, self.state.best_step, self.state.step, self.state.elapsed_s,
             self.state.target_tokens as f64 / self.state.elapsed_s.max(1e-9)
         ));
-        let last = self.config.train.average_last;
-        if last >= 2 {
-            let (_, averaged) = crate::average::average_run(
-                &self.options.run_dir,
-                &[],
-                last,
-                "averaged",
-                &inference,
-            )?;
-            let beam = self.config.train.test_beam.max(1);
-            let valid = &self.data.valid;
-            let val_bleu = |m: &Seq2Seq| {
-                score(
-                    &self.translate_split(m, &valid.src_text, beam),
-                    &valid.tgt_text,
-                )
-                .0
-            };
-            let (of_best, of_averaged) = (val_bleu(&model), val_bleu(&averaged));
-            let use_averaged = of_averaged > of_best;
-            let chosen = if use_averaged { "averaged" } else { "best" };
-            self.log.line(
-                None,
-                &format!(
-                    "val BLEU at beam {beam}: best {of_best:.2}, mean of the last {last} \
-                     checkpoints (checkpoints/averaged) {of_averaged:.2}; the test uses {chosen}"
-                ),
-            );
-            if use_averaged {
-                model = averaged;
-            }
-        }
+        let (chosen, models) = self.choose_test_models(model, &inference)?;
+        let models: Vec<&Seq2Seq> = models.iter().collect();
         let mut summary = serde_json::Map::new();
+        summary.insert("model".into(), json!(chosen));
         if let Some(test) = &self.data.test {
             for beam in [1, self.config.train.test_beam.max(1)] {
-                let hyps = self.translate_split(&model, &test.src_text, beam);
+                let hyps = self.translate_split(&models, &test.src_text, beam);
                 let (bleu, chrf) = score(&hyps, &test.tgt_text);
                 let exact = hyps
                     .iter()
@@ -600,7 +668,7 @@ impl<'a> Trainer<'a> {
         }
         let valid = &self.data.valid;
         let samples = self.config.train.samples.min(valid.src_text.len());
-        let hyps = self.translate_split(&model, &valid.src_text[..samples], 1);
+        let hyps = self.translate_split(&models, &valid.src_text[..samples], 1);
         for (i, hyp) in hyps.iter().enumerate() {
             let text = format!(
                 "sample {}\n  source:    {}\n  reference: {}\n  output:    {hyp}",
