@@ -557,15 +557,10 @@ impl<'a> Trainer<'a> {
                     .iter()
                     .map(|(s, _)| checkpoint::step_name(*s))
                     .collect();
-                let mut members = Vec::with_capacity(last.len());
-                for (_, path) in last {
-                    let init = self.config.model.init(
-                        self.data.src_vocab.len(),
-                        self.data.tgt_vocab.len(),
-                        inference,
-                    );
-                    members.push(checkpoint::load_model(path, init)?);
-                }
+                let members = last
+                    .iter()
+                    .map(|(_, path)| self.load_weights(path, inference))
+                    .collect::<Result<Vec<_>>>()?;
                 candidates.push((
                     format!("ensemble of the last {} checkpoints", last.len()),
                     format!("ensemble of {}", names.join(",")),
@@ -609,7 +604,17 @@ impl<'a> Trainer<'a> {
         Ok((name, models))
     }
 
-    /// Test-set figures with the best checkpoint, and a few sample translations.
+    /// The model of this run's configuration with the weights of `checkpoint`, on `device`.
+    fn load_weights(&self, checkpoint: &Path, device: &Device) -> Result<Seq2Seq> {
+        let init =
+            self.config
+                .model
+                .init(self.data.src_vocab.len(), self.data.tgt_vocab.len(), device);
+        checkpoint::load_model(checkpoint, init)
+    }
+
+    /// Test-set figures with the model [`Self::choose_test_models`] picks, and a few sample
+    /// translations.
     fn final_report(&mut self) -> Result<()> {
         let best = checkpoint::resolve(&self.checkpoints, "best").ok_or_else(|| {
             Error::Checkpoint(format!(
@@ -618,14 +623,7 @@ impl<'a> Trainer<'a> {
             ))
         })?;
         let inference = self.options.device.clone();
-        let model = checkpoint::load_model(
-            &best,
-            self.config.model.init(
-                self.data.src_vocab.len(),
-                self.data.tgt_vocab.len(),
-                &inference,
-            ),
-        )?;
+        let model = self.load_weights(&best, &inference)?;
         self.log.line(None, &format!(
             "best validation BLEU {:.2} at step {}; {} updates, {:.0} s, {:.0} target tokens/s overall",
             self.state.best_bleu, self.state.best_step, self.state.step, self.state.elapsed_s,
