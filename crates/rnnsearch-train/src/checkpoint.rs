@@ -237,10 +237,23 @@ pub fn step_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(steps)
 }
 
-/// Deletes all but the `keep` most recent step checkpoints under `dir`.
-pub fn prune_steps(dir: &Path, keep: usize) -> Result<()> {
+/// Deletes the step checkpoints under `dir` that come fewer than `min_gap` updates before the
+/// next one (near-copies of it, which would weigh double in an average or an ensemble), then
+/// all but the `keep` most recent of the rest.
+pub fn prune_steps(dir: &Path, keep: usize, min_gap: u64) -> Result<()> {
     let steps = step_checkpoints(dir)?;
-    for (_, path) in steps.iter().take(steps.len().saturating_sub(keep)) {
+    let mut doomed: Vec<&PathBuf> = steps
+        .windows(2)
+        .filter(|pair| pair[1].0 - pair[0].0 < min_gap)
+        .map(|pair| &pair[0].1)
+        .collect();
+    let spaced: Vec<&PathBuf> = steps
+        .iter()
+        .map(|(_, path)| path)
+        .filter(|path| !doomed.contains(path))
+        .collect();
+    doomed.extend(spaced.iter().take(spaced.len().saturating_sub(keep)));
+    for path in doomed {
         fs::remove_dir_all(path).map_err(io_at(path))?;
     }
     Ok(())
@@ -269,4 +282,42 @@ fn first_nonfinite(model: &Seq2Seq) -> Option<String> {
     };
     model.visit(&mut finder);
     finder.bad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fakes the step checkpoints `steps` under `dir` (the two files `step_checkpoints` checks).
+    fn fake_steps(dir: &Path, steps: &[u64]) {
+        for &step in steps {
+            let path = dir.join(step_name(step));
+            fs::create_dir_all(&path).unwrap();
+            fs::write(path.join("model.bpk"), b"").unwrap();
+            fs::write(path.join("state.json"), b"{}").unwrap();
+        }
+    }
+
+    fn kept(dir: &Path) -> Vec<u64> {
+        step_checkpoints(dir)
+            .unwrap()
+            .into_iter()
+            .map(|(step, _)| step)
+            .collect()
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_and_drops_near_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        // An epoch's end at 11,985 next to the valid_every step 12,000, and the budget's end at
+        // 12,502 next to the epoch's end at 12,495 (the en → de run's last validations).
+        fake_steps(
+            dir.path(),
+            &[11475, 11730, 11985, 12000, 12240, 12495, 12502],
+        );
+        prune_steps(dir.path(), 5, 100).unwrap();
+        assert_eq!(kept(dir.path()), vec![11475, 11730, 12000, 12240, 12502]);
+        prune_steps(dir.path(), 2, 0).unwrap();
+        assert_eq!(kept(dir.path()), vec![12240, 12502]);
+    }
 }

@@ -94,7 +94,8 @@ pub struct TrainConfig {
     /// `auto`, `burn` or `fused`: what computes the gradients.
     pub engine: Engine,
     /// Also keep the weights of the last N validations as `checkpoints/step-NNNNNNN`, for
-    /// `rnnsearch average` (0: none).
+    /// `rnnsearch average` (0: none). A validation fewer than `valid_every / 10` updates before
+    /// the next one (an epoch's end next to a `valid_every` step) gives its place to that one.
     pub keep_checkpoints: usize,
     /// At the end of training, average the last N step checkpoints (needs
     /// `keep_checkpoints >= N`) into `checkpoints/averaged`; the test figures then come from

@@ -428,7 +428,10 @@ impl<'a> Trainer<'a> {
         if t.keep_checkpoints > 0 {
             let name = checkpoint::step_name(self.state.step);
             checkpoint::save(&self.checkpoints, &name, &self.model, None, &self.state)?;
-            checkpoint::prune_steps(&self.checkpoints, t.keep_checkpoints)?;
+            // An epoch's end a few updates from a valid_every validation, or the budget's end
+            // just after an epoch's, would otherwise keep two near-copies of one model.
+            let min_gap = (t.valid_every / 10) as u64;
+            checkpoint::prune_steps(&self.checkpoints, t.keep_checkpoints, min_gap)?;
         }
         if stop {
             self.log.line(
