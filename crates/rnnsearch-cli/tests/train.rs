@@ -163,9 +163,10 @@ fn wait_for_steps(run_dir: &Path, steps: usize) {
 #[test]
 fn killed_and_interrupted_runs_resume() {
     let dir = tempfile::tempdir().unwrap();
-    // Far more epochs than the test waits for: a run that finished on its own before the
-    // Ctrl-C (a tiny epoch takes milliseconds) would exit 0.
-    let cfg = tiny_dates_config(dir.path(), "valid_every = 2\nepochs = 100000");
+    // Far more epochs than the test waits for, and no early stopping (patience 8 at
+    // valid_every 2 could end the resumed run 16 steps in): a run that finished on its own
+    // before the Ctrl-C (a tiny epoch takes milliseconds) would exit 0.
+    let cfg = tiny_dates_config(dir.path(), "valid_every = 2\nepochs = 100000\npatience = 0");
     let run_dir = dir.path().join("run");
     let mut child = rnnsearch()
         .args(["train", "--threads", "1", "--config"])

@@ -218,6 +218,19 @@ impl RunConfig {
                 t.label_smoothing
             ));
         }
+        // A floor above the starting rate would raise the rate at the first plateau.
+        if !(0.0..=t.lr).contains(&t.min_lr) {
+            return Err(format!(
+                "train.min_lr must be in [0, train.lr = {}], got {}",
+                t.lr, t.min_lr
+            ));
+        }
+        if !(t.lr_decay > 0.0 && t.lr_decay <= 1.0) {
+            return Err(format!(
+                "train.lr_decay must be in (0, 1], got {}",
+                t.lr_decay
+            ));
+        }
         if t.valid_every == 0 {
             return Err("train.valid_every must be at least 1".into());
         }
@@ -334,6 +347,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("model.hidden"), "{e}");
+    }
+
+    #[test]
+    fn schedule_values_are_checked() {
+        for (set, key) in [
+            ("train.min_lr=0.1", "train.min_lr"),
+            ("train.min_lr=-1e-5", "train.min_lr"),
+            ("train.lr_decay=0.0", "train.lr_decay"),
+            ("train.lr_decay=2.0", "train.lr_decay"),
+        ] {
+            let e = RunConfig::parse("[train]\nlr = 0.002\n", &src(), &[set.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("configs/x.toml"), "{e}");
+        }
+        RunConfig::parse("[train]\nlr = 0.002\nmin_lr = 0.002\n", &src(), &[]).unwrap();
     }
 
     #[test]
