@@ -726,6 +726,8 @@ pub fn optimize_step(
             model.encoder.dropout.prob,
             train.label_smoothing,
             setup.dropout_seed,
+            // one part of the batch per thread
+            rayon::current_num_threads(),
         );
         (step.loss, step.nll_sum, step.grads)
     } else {

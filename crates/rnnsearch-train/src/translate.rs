@@ -7,6 +7,8 @@ use rnnsearch_model::{
     search, search_with, BurnSteps, Ensemble, Hypothesis, SearchConfig, Seq2Seq,
 };
 
+use rnnsearch_fused::parallel;
+
 use crate::fused::{FusedSteps, FusedWeights};
 
 /// One translated input line.
@@ -64,15 +66,7 @@ impl<'a> Searcher<'a> {
         );
         let rows = config.rows_per_sentence();
         if !self.fused.is_empty() {
-            let mut members: Vec<FusedSteps> = self
-                .fused
-                .iter()
-                .map(|weights| FusedSteps::new(weights, ids, lengths, rows))
-                .collect();
-            return match members.len() {
-                1 => search_with(&mut members[0], lengths, config),
-                _ => search_with(&mut Ensemble::new(members), lengths, config),
-            };
+            return self.search_fused(ids, lengths, width, config, rayon::current_num_threads());
         }
         let ids = ids.iter().map(|&t| i64::from(t)).collect();
         let source = Tensor::from_data(TensorData::new(ids, [lengths.len(), width]), &self.device);
@@ -89,6 +83,53 @@ impl<'a> Searcher<'a> {
         }
     }
 }
+
+impl Searcher<'_> {
+    /// The search through `rnnsearch-fused`, the batch cut into one part of whole sentences
+    /// per thread (up to `threads`) (each part padded to its own longest sentence; see
+    /// `rnnsearch_fused::parallel`), the parts' hypotheses in batch order.
+    fn search_fused(
+        &self,
+        ids: &[u32],
+        lengths: &[usize],
+        width: usize,
+        config: &SearchConfig,
+        threads: usize,
+    ) -> Vec<Vec<Hypothesis>> {
+        let rows = config.rows_per_sentence();
+        let sentences = lengths.len();
+        let parts =
+            parallel::parts_for(sentences * rows, threads, MIN_PART_ROWS).min(sentences.max(1));
+        let ranges = parallel::part_ranges(sentences, parts);
+        let search_part = |p: usize| {
+            let range = ranges[p].clone();
+            let lengths = &lengths[range.clone()];
+            let longest = lengths.iter().copied().max().unwrap_or(1);
+            let ids: Vec<u32> = range
+                .flat_map(|b| ids[b * width..b * width + longest].iter().copied())
+                .collect();
+            let mut members: Vec<FusedSteps> = self
+                .fused
+                .iter()
+                .map(|weights| FusedSteps::new(weights, &ids, lengths, rows))
+                .collect();
+            match members.len() {
+                1 => search_with(&mut members[0], lengths, config),
+                _ => search_with(&mut Ensemble::new(members), lengths, config),
+            }
+        };
+        if parts == 1 {
+            return search_part(0);
+        }
+        parallel::on_own_threads(parts, search_part)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+/// Decoder rows (sentences × beam) a thread needs at the least before a batch is cut.
+const MIN_PART_ROWS: usize = 16;
 
 /// A model (or an ensemble of models) with its vocabularies, ready to translate.
 pub struct Translator<'a> {
@@ -186,4 +227,63 @@ pub fn padded<'s>(rows: impl Iterator<Item = &'s [u32]>) -> (Vec<u32>, Vec<usize
         lengths.push(row.len() + 1);
     }
     (ids, lengths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rnnsearch_model::ModelConfig;
+
+    /// Cut into parts, each padded to its own longest sentence, a batch gets the hypotheses it
+    /// gets whole, in the same order.
+    #[test]
+    fn a_batch_searched_in_parts_gets_the_same_hypotheses() {
+        let device = Device::flex();
+        device.seed(3);
+        let config = ModelConfig {
+            embedding: 6,
+            hidden: 5,
+            decoder_hidden: 7,
+            attention: 4,
+            output: 3,
+            dropout: 0.0,
+            embedding_init_std: 1.0,
+            ..ModelConfig::default()
+        };
+        let model = config.init(13, 11, &device);
+        let searcher = Searcher::new(vec![&model], device, true);
+        // 40 sentences of 1 to 5 tokens, the last being </s>, padded to 5.
+        let lengths: Vec<usize> = (0..40).map(|b| 1 + (b * 7) % 5).collect();
+        let ids: Vec<u32> = lengths
+            .iter()
+            .enumerate()
+            .flat_map(|(b, &len)| {
+                (0..5).map(move |j| match j {
+                    j if j + 1 < len => 4 + ((b + j) % 9) as u32,
+                    j if j + 1 == len => 3,
+                    _ => 0,
+                })
+            })
+            .collect();
+        for beam in [1, 2] {
+            let search = SearchConfig {
+                beam,
+                nbest: beam,
+                alignments: true,
+                ..SearchConfig::default()
+            };
+            let whole = searcher.search_fused(&ids, &lengths, 5, &search, 1);
+            let parts = searcher.search_fused(&ids, &lengths, 5, &search, 3);
+            assert_eq!(whole.len(), 40);
+            for (w, p) in whole.iter().flatten().zip(parts.iter().flatten()) {
+                assert_eq!(w.tokens, p.tokens, "beam {beam}");
+                assert!((w.score - p.score).abs() < 1e-5, "beam {beam}");
+                assert_eq!(w.alignment, p.alignment, "beam {beam}");
+            }
+            assert_eq!(
+                whole.iter().flatten().count(),
+                parts.iter().flatten().count()
+            );
+        }
+    }
 }
