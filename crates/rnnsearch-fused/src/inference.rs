@@ -12,6 +12,7 @@
 use crate::decoder::Stepper;
 use crate::gru::StepCache;
 use crate::output;
+use crate::packed::PackedColumns;
 use crate::step::{embed, encode, input_terms, output_features, Masks};
 use crate::{Dims, Weights};
 
@@ -95,8 +96,14 @@ impl Decoding {
 
     /// Advances every row by one token, `previous` being each row's last output (`<s>` at
     /// first). Returns z_i, `[rows, V]`, log Σ_v exp z_i[v], `[rows]`, and α_i,
-    /// `[rows, src_len]`.
-    pub fn step(&mut self, weights: &Weights, previous: &[usize]) -> (&[f32], &[f32], &[f32]) {
+    /// `[rows, src_len]`. `packed_out_w` is `weights.out_w` packed for few rows, when this CPU
+    /// has the kernel for it ([`PackedColumns::new`]).
+    pub fn step(
+        &mut self,
+        weights: &Weights,
+        packed_out_w: Option<&PackedColumns>,
+        previous: &[usize],
+    ) -> (&[f32], &[f32], &[f32]) {
         let Dims {
             embedding: e,
             decoder_hidden: m,
@@ -135,6 +142,7 @@ impl Decoding {
             weights.out_w,
             weights.out_b,
             l,
+            packed_out_w,
             &mut self.logits,
             &mut self.log_normalizers,
         );

@@ -22,10 +22,12 @@ pub mod gru;
 pub mod inference;
 pub mod linalg;
 pub mod output;
+pub mod packed;
 pub mod parallel;
 pub mod step;
 
 pub use inference::Decoding;
+pub use packed::PackedColumns;
 pub use parallel::{on_own_threads, train_step_in_parts};
 pub use step::{train_step, Batch, StepOptions, StepResult};
 

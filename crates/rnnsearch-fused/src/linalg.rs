@@ -519,7 +519,7 @@ pub fn add_bias(x: &mut [f32], bias: &[f32]) {
 }
 
 /// Σ a_i b_i, in eight interleaved sums so that it vectorises.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -539,14 +539,18 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Σ x_i, in eight interleaved sums so that it vectorises.
-#[inline]
+#[inline(always)]
 pub fn sum(x: &[f32]) -> f32 {
     sum_of(x, |v| v)
 }
 
 /// Σ_i exp(x_i − shift), added up as [`sum`] adds (the same bits as `sum` of the
 /// exponentials) without a buffer for them.
-#[inline]
+///
+/// Always inlined, like the other reductions here, so that it takes the SIMD tier of its caller:
+/// called out of line from `max_and_sum_exp`'s AVX-512 body, it ran 4 wide and took a tenth of
+/// a greedy decoding step.
+#[inline(always)]
 pub fn sum_exp(x: &[f32], shift: f32) -> f32 {
     sum_of(x, |v| exp(v - shift))
 }
@@ -573,7 +577,7 @@ simd_dispatch! {
 }
 
 /// max_i x_i (−∞ for an empty slice), in eight interleaved maxima so that it vectorises.
-#[inline]
+#[inline(always)]
 pub fn max(x: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let x8 = x.chunks_exact(8);

@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use crate::packed::{affine_packed_by_column_blocks, PackedColumns};
+
 use crate::linalg::{
     add_bias, add_column_sums, affine_by_column_blocks, exp, matmul, max, max_and_sum_exp,
     simd_dispatch, sum, Layout,
@@ -69,7 +71,7 @@ pub fn forward(
 /// log p(v) = logit_v − lse. For translation: no dropout, nothing kept for a backward pass, the
 /// caller's buffers reused from step to step, and lse gathered block by block of the
 /// vocabulary while each block of logits is still in cache, instead of in passes of its own
-/// over all of them.
+/// over all of them. `packed_out_w`, when given, is `out_w` packed for few rows.
 #[allow(clippy::too_many_arguments)]
 pub fn logits_and_normalizers(
     features: &[f32],
@@ -79,6 +81,7 @@ pub fn logits_and_normalizers(
     out_w: &[f32],
     out_b: &[f32],
     l: usize,
+    packed_out_w: Option<&PackedColumns>,
     logits: &mut Vec<f32>,
     log_normalizers: &mut Vec<f32>,
 ) {
@@ -93,17 +96,22 @@ pub fn logits_and_normalizers(
         .min(vocab.div_ceil(rayon::current_num_threads()))
         .clamp(512, 4096);
     // Per block and row: (max, Σ exp(logit − max)) over the block's columns.
-    let blocks = affine_by_column_blocks(
-        rows,
-        l,
-        vocab,
-        &t,
-        out_w,
-        out_b,
-        logits,
-        block,
-        max_and_sum_exp,
-    );
+    let blocks = match packed_out_w {
+        Some(packed) => {
+            affine_packed_by_column_blocks(rows, &t, packed, out_b, logits, block, max_and_sum_exp)
+        }
+        None => affine_by_column_blocks(
+            rows,
+            l,
+            vocab,
+            &t,
+            out_w,
+            out_b,
+            logits,
+            block,
+            max_and_sum_exp,
+        ),
+    };
     log_normalizers.clear();
     log_normalizers.extend((0..rows).map(|r| {
         let top = blocks.iter().fold(f32::NEG_INFINITY, |m, b| m.max(b[r].0));
@@ -293,29 +301,34 @@ mod tests {
         let (deep_w, deep_b) = (wave(d * 2 * l, 0.91), wave(2 * l, 0.13));
         let out_w: Vec<f32> = wave(l * vocab, 0.071).iter().map(|w| 4.0 * w).collect();
         let out_b = wave(vocab, 0.29);
-        let (mut logits, mut lse) = (vec![f32::NAN; 7], vec![f32::NAN; 3]);
-        logits_and_normalizers(
-            &features,
-            d,
-            &deep_w,
-            &deep_b,
-            &out_w,
-            &out_b,
-            l,
-            &mut logits,
-            &mut lse,
-        );
+        // Unpacked, and packed where this CPU has the kernel.
+        let packed = PackedColumns::new(&out_w, l, vocab);
+        for packed in [None, packed.as_ref()] {
+            let (mut logits, mut lse) = (vec![f32::NAN; 7], vec![f32::NAN; 3]);
+            logits_and_normalizers(
+                &features,
+                d,
+                &deep_w,
+                &deep_b,
+                &out_w,
+                &out_b,
+                l,
+                packed,
+                &mut logits,
+                &mut lse,
+            );
 
-        let (t, _) = maxout(&features, d, &deep_w, &deep_b, l);
-        let want = project(&t, &out_w, &out_b, l);
-        assert_eq!(logits.len(), want.len());
-        assert!(logits.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));
-        assert_eq!(lse.len(), rows);
-        for (row, &got) in want.chunks_exact(vocab).zip(&lse) {
-            let top = row.iter().fold(f32::NEG_INFINITY, |m, &z| m.max(z)) as f64;
-            let total: f64 = row.iter().map(|&z| (z as f64 - top).exp()).sum();
-            let expected = top + total.ln();
-            assert!((got as f64 - expected).abs() < 1e-4, "{got} vs {expected}");
+            let (t, _) = maxout(&features, d, &deep_w, &deep_b, l);
+            let want = project(&t, &out_w, &out_b, l);
+            assert_eq!(logits.len(), want.len());
+            assert!(logits.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));
+            assert_eq!(lse.len(), rows);
+            for (row, &got) in want.chunks_exact(vocab).zip(&lse) {
+                let top = row.iter().fold(f32::NEG_INFINITY, |m, &z| m.max(z)) as f64;
+                let total: f64 = row.iter().map(|&z| (z as f64 - top).exp()).sum();
+                let expected = top + total.ln();
+                assert!((got as f64 - expected).abs() < 1e-4, "{got} vs {expected}");
+            }
         }
     }
 }

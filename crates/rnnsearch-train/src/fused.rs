@@ -7,11 +7,12 @@ use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use rnnsearch_data::Batch;
-use rnnsearch_fused::{Decoding, Dims, GruGrads, GruWeights, StepOptions, Weights};
+use rnnsearch_fused::{Decoding, Dims, GruGrads, GruWeights, PackedColumns, StepOptions, Weights};
 use rnnsearch_model::cell::Cell;
 use rnnsearch_model::{
     Bridge, CellKind, DeepOutput, ModelConfig, Scorer, Seq2Seq, StepDecoder, StepScores,
 };
+use std::sync::OnceLock;
 
 /// Why `rnnsearch-fused` cannot run this model, or None when it can.
 pub fn unsupported(model: &ModelConfig) -> Option<String> {
@@ -133,6 +134,8 @@ pub struct FusedWeights {
     deep_b: Vec<f32>,
     out_w: Vec<f32>,
     out_b: Vec<f32>,
+    /// `out_w` packed for the few rows of a decoding step, made by the first search.
+    packed_out_w: OnceLock<Option<PackedColumns>>,
 }
 
 impl FusedWeights {
@@ -180,11 +183,19 @@ impl FusedWeights {
                 None => transposed(&values(&decoder.embedding.weight), embedding),
             },
             out_b: values(&decoder.output_bias),
+            packed_out_w: OnceLock::new(),
         };
         if let Err(e) = dims.check(&weights.borrow()) {
             panic!("rnnsearch-fused: {e}");
         }
         weights
+    }
+
+    /// `out_w` packed for [`Decoding::step`], or None where the CPU has no kernel for it.
+    fn packed_out_w(&self) -> Option<&PackedColumns> {
+        self.packed_out_w
+            .get_or_init(|| PackedColumns::new(&self.out_w, self.dims.output, self.dims.tgt_vocab))
+            .as_ref()
     }
 
     /// The model's sizes.
@@ -248,8 +259,11 @@ impl StepDecoder for FusedSteps<'_> {
     fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores<'_> {
         let previous: Vec<usize> = previous.iter().map(|&t| t as usize).collect();
         let src_len = self.decoding.src_len();
-        let (logits, log_normalizers, alignment) =
-            self.decoding.step(&self.weights.borrow(), &previous);
+        let (logits, log_normalizers, alignment) = self.decoding.step(
+            &self.weights.borrow(),
+            self.weights.packed_out_w(),
+            &previous,
+        );
         StepScores {
             logits,
             log_normalizers,
