@@ -7,6 +7,7 @@
 use crate::attention::{self, Shape};
 use crate::gru::{self, StepCache};
 use crate::linalg::{add_bias, add_column_sums, matmul, Layout};
+use crate::packed::{packed_product, PackedDecoder};
 use crate::{Dims, GruGrads, Weights};
 
 /// The recurrence, kept for the backward pass.
@@ -33,7 +34,7 @@ pub struct DecoderGrads {
 }
 
 /// [U | W_a] row by row.
-fn fuse_recurrent(u: &[f32], w_a: &[f32], m: usize, a: usize) -> Vec<f32> {
+pub(crate) fn fuse_recurrent(u: &[f32], w_a: &[f32], m: usize, a: usize) -> Vec<f32> {
     let mut fused = Vec::with_capacity(m * (3 * m + a));
     for p in 0..m {
         fused.extend_from_slice(&u[p * 3 * m..(p + 1) * 3 * m]);
@@ -87,6 +88,7 @@ impl Stepper {
     pub fn step(
         &mut self,
         weights: &Weights,
+        packed: Option<&PackedDecoder>,
         annotations: &[f32],
         keys: &[f32],
         lengths: &[usize],
@@ -107,17 +109,29 @@ impl Stepper {
         self.recurrent.resize(batch * 3 * m, 0.0);
         self.input.resize(batch * 3 * m, 0.0);
         let h2 = self.shape.d_annotation;
-        matmul(
-            Layout::NN,
-            batch,
-            m,
-            width,
-            s,
-            &self.fused,
-            &mut self.projected,
-            false,
-        );
-        add_bias(&mut self.projected, &self.fused_bias);
+        match packed {
+            Some(p) => packed_product(
+                batch,
+                s,
+                &p.recurrent,
+                Some(&self.fused_bias),
+                &mut self.projected,
+                false,
+            ),
+            None => {
+                matmul(
+                    Layout::NN,
+                    batch,
+                    m,
+                    width,
+                    s,
+                    &self.fused,
+                    &mut self.projected,
+                    false,
+                );
+                add_bias(&mut self.projected, &self.fused_bias);
+            }
+        }
         attention::forward(
             self.shape,
             keys,
@@ -131,16 +145,19 @@ impl Stepper {
             context,
         );
         self.input.copy_from_slice(input_terms);
-        matmul(
-            Layout::NN,
-            batch,
-            h2,
-            3 * m,
-            context,
-            &weights.decoder.w[e * 3 * m..],
-            &mut self.input,
-            true,
-        );
+        match packed {
+            Some(p) => packed_product(batch, context, &p.context, None, &mut self.input, true),
+            None => matmul(
+                Layout::NN,
+                batch,
+                h2,
+                3 * m,
+                context,
+                &weights.decoder.w[e * 3 * m..],
+                &mut self.input,
+                true,
+            ),
+        }
         for b in 0..batch {
             self.recurrent[b * 3 * m..(b + 1) * 3 * m]
                 .copy_from_slice(&self.projected[b * width..b * width + 3 * m]);
@@ -176,6 +193,7 @@ pub fn forward(
         let mut cache = StepCache::new(batch, m);
         stepper.step(
             weights,
+            None,
             annotations,
             keys,
             lengths,

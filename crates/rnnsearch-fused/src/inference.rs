@@ -12,7 +12,7 @@
 use crate::decoder::Stepper;
 use crate::gru::StepCache;
 use crate::output;
-use crate::packed::PackedColumns;
+use crate::packed::{packed_product, PackedDecoder};
 use crate::step::{embed, encode, input_terms, output_features, Masks};
 use crate::{Dims, Weights};
 
@@ -96,12 +96,12 @@ impl Decoding {
 
     /// Advances every row by one token, `previous` being each row's last output (`<s>` at
     /// first). Returns z_i, `[rows, V]`, log Σ_v exp z_i[v], `[rows]`, and α_i,
-    /// `[rows, src_len]`. `packed_out_w` is `weights.out_w` packed for few rows, when this CPU
-    /// has the kernel for it ([`PackedColumns::new`]).
+    /// `[rows, src_len]`. `packed` is the decoder of `weights` packed for few rows, when this CPU
+    /// has the kernel for it ([`PackedDecoder::new`]).
     pub fn step(
         &mut self,
         weights: &Weights,
-        packed_out_w: Option<&PackedColumns>,
+        packed: Option<&PackedDecoder>,
         previous: &[usize],
     ) -> (&[f32], &[f32], &[f32]) {
         let Dims {
@@ -114,13 +114,22 @@ impl Decoding {
         assert_eq!(previous.len(), rows, "one previous token per row");
 
         let embedded = embed(weights.tgt_embedding, previous.iter().copied(), e);
-        let input_terms = input_terms(weights, &embedded, e, m);
+        let input_terms = match packed {
+            Some(p) => {
+                let mut terms = vec![0.0; rows * 3 * m];
+                let bias = Some(weights.decoder.b);
+                packed_product(rows, &embedded, &p.input, bias, &mut terms, false);
+                terms
+            }
+            None => input_terms(weights, &embedded, e, m),
+        };
 
         let mut next = vec![0.0; rows * m];
         let mut context = vec![0.0; rows * h2];
         self.alignment.resize(rows * self.src_len, 0.0);
         self.stepper.step(
             weights,
+            packed,
             &self.annotations,
             &self.keys,
             &self.lengths,
@@ -142,7 +151,7 @@ impl Decoding {
             weights.out_w,
             weights.out_b,
             l,
-            packed_out_w,
+            packed,
             &mut self.logits,
             &mut self.log_normalizers,
         );

@@ -27,7 +27,7 @@ pub mod parallel;
 pub mod step;
 
 pub use inference::Decoding;
-pub use packed::PackedColumns;
+pub use packed::{PackedColumns, PackedDecoder};
 pub use parallel::{on_own_threads, train_step_in_parts};
 pub use step::{train_step, Batch, StepOptions, StepResult};
 

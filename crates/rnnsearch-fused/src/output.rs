@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::packed::{affine_packed_by_column_blocks, PackedColumns};
+use crate::packed::{affine_packed_by_column_blocks, packed_product, PackedColumns, PackedDecoder};
 
 use crate::linalg::{
     add_bias, add_column_sums, affine_by_column_blocks, exp, matmul, max, max_and_sum_exp,
@@ -49,7 +49,7 @@ pub fn forward(
     l: usize,
     mask: Option<Vec<f32>>,
 ) -> (Vec<f32>, OutputCache) {
-    let (mut t, upper_won) = maxout(&features, d_features, deep_w, deep_b, l);
+    let (mut t, upper_won) = maxout(&features, d_features, deep_w, deep_b, l, None);
     if let Some(mask) = &mask {
         t.iter_mut().zip(mask).for_each(|(t, m)| *t *= m);
     }
@@ -71,7 +71,7 @@ pub fn forward(
 /// log p(v) = logit_v − lse. For translation: no dropout, nothing kept for a backward pass, the
 /// caller's buffers reused from step to step, and lse gathered block by block of the
 /// vocabulary while each block of logits is still in cache, instead of in passes of its own
-/// over all of them. `packed_out_w`, when given, is `out_w` packed for few rows.
+/// over all of them. `packed`, when given, holds `deep_w` and `out_w` packed for few rows.
 #[allow(clippy::too_many_arguments)]
 pub fn logits_and_normalizers(
     features: &[f32],
@@ -81,13 +81,20 @@ pub fn logits_and_normalizers(
     out_w: &[f32],
     out_b: &[f32],
     l: usize,
-    packed_out_w: Option<&PackedColumns>,
+    packed: Option<&PackedDecoder>,
     logits: &mut Vec<f32>,
     log_normalizers: &mut Vec<f32>,
 ) {
     // Logits per block: a block of all rows stays within a core's L2 (1 MiB here).
     const BLOCK_FLOATS: usize = 1 << 17;
-    let (t, _) = maxout(features, d_features, deep_w, deep_b, l);
+    let (t, _) = maxout(
+        features,
+        d_features,
+        deep_w,
+        deep_b,
+        l,
+        packed.map(|p| &p.deep),
+    );
     let rows = t.len() / l;
     let vocab = out_b.len();
     logits.resize(rows * vocab, 0.0);
@@ -96,9 +103,9 @@ pub fn logits_and_normalizers(
         .min(vocab.div_ceil(rayon::current_num_threads()))
         .clamp(512, 4096);
     // Per block and row: (max, Σ exp(logit − max)) over the block's columns.
-    let blocks = match packed_out_w {
-        Some(packed) => {
-            affine_packed_by_column_blocks(rows, &t, packed, out_b, logits, block, max_and_sum_exp)
+    let blocks = match packed {
+        Some(p) => {
+            affine_packed_by_column_blocks(rows, &t, &p.out, out_b, logits, block, max_and_sum_exp)
         }
         None => affine_by_column_blocks(
             rows,
@@ -120,27 +127,34 @@ pub fn logits_and_normalizers(
     }));
 }
 
-/// t = maxout(features W + b) (`[rows, l]`) and, per unit, whether the upper half won.
+/// t = maxout(features W + b) (`[rows, l]`) and, per unit, whether the upper half won; W
+/// packed as `packed` when given.
 fn maxout(
     features: &[f32],
     d_features: usize,
     deep_w: &[f32],
     deep_b: &[f32],
     l: usize,
+    packed: Option<&PackedColumns>,
 ) -> (Vec<f32>, Vec<bool>) {
     let rows = features.len() / d_features;
     let mut pre = vec![0.0; rows * 2 * l];
-    matmul(
-        Layout::NN,
-        rows,
-        d_features,
-        2 * l,
-        features,
-        deep_w,
-        &mut pre,
-        false,
-    );
-    add_bias(&mut pre, deep_b);
+    match packed {
+        Some(w) => packed_product(rows, features, w, Some(deep_b), &mut pre, false),
+        None => {
+            matmul(
+                Layout::NN,
+                rows,
+                d_features,
+                2 * l,
+                features,
+                deep_w,
+                &mut pre,
+                false,
+            );
+            add_bias(&mut pre, deep_b);
+        }
+    }
     let mut t = vec![0.0; rows * l];
     let mut upper_won = vec![false; rows * l];
     for r in 0..rows {
@@ -302,7 +316,17 @@ mod tests {
         let out_w: Vec<f32> = wave(l * vocab, 0.071).iter().map(|w| 4.0 * w).collect();
         let out_b = wave(vocab, 0.29);
         // Unpacked, and packed where this CPU has the kernel.
-        let packed = PackedColumns::new(&out_w, l, vocab);
+        let packed = PackedColumns::new(&out_w, l, vocab).map(|out| {
+            // only deep and out take part here
+            let unused = PackedColumns::new(&[0.0], 1, 1).unwrap();
+            PackedDecoder {
+                input: unused.clone(),
+                recurrent: unused.clone(),
+                context: unused,
+                deep: PackedColumns::new(&deep_w, d, 2 * l).unwrap(),
+                out,
+            }
+        });
         for packed in [None, packed.as_ref()] {
             let (mut logits, mut lse) = (vec![f32::NAN; 7], vec![f32::NAN; 3]);
             logits_and_normalizers(
@@ -318,7 +342,7 @@ mod tests {
                 &mut lse,
             );
 
-            let (t, _) = maxout(&features, d, &deep_w, &deep_b, l);
+            let (t, _) = maxout(&features, d, &deep_w, &deep_b, l, None);
             let want = project(&t, &out_w, &out_b, l);
             assert_eq!(logits.len(), want.len());
             assert!(logits.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));

@@ -7,7 +7,7 @@ use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use rnnsearch_data::Batch;
-use rnnsearch_fused::{Decoding, Dims, GruGrads, GruWeights, PackedColumns, StepOptions, Weights};
+use rnnsearch_fused::{Decoding, Dims, GruGrads, GruWeights, PackedDecoder, StepOptions, Weights};
 use rnnsearch_model::cell::Cell;
 use rnnsearch_model::{
     Bridge, CellKind, DeepOutput, ModelConfig, Scorer, Seq2Seq, StepDecoder, StepScores,
@@ -134,8 +134,8 @@ pub struct FusedWeights {
     deep_b: Vec<f32>,
     out_w: Vec<f32>,
     out_b: Vec<f32>,
-    /// `out_w` packed for the few rows of a decoding step, made by the first search.
-    packed_out_w: OnceLock<Option<PackedColumns>>,
+    /// The decoder packed for the few rows of a decoding step, made by the first search.
+    packed: OnceLock<Option<PackedDecoder>>,
 }
 
 impl FusedWeights {
@@ -183,7 +183,7 @@ impl FusedWeights {
                 None => transposed(&values(&decoder.embedding.weight), embedding),
             },
             out_b: values(&decoder.output_bias),
-            packed_out_w: OnceLock::new(),
+            packed: OnceLock::new(),
         };
         if let Err(e) = dims.check(&weights.borrow()) {
             panic!("rnnsearch-fused: {e}");
@@ -191,10 +191,10 @@ impl FusedWeights {
         weights
     }
 
-    /// `out_w` packed for [`Decoding::step`], or None where the CPU has no kernel for it.
-    fn packed_out_w(&self) -> Option<&PackedColumns> {
-        self.packed_out_w
-            .get_or_init(|| PackedColumns::new(&self.out_w, self.dims.output, self.dims.tgt_vocab))
+    /// The decoder packed for [`Decoding::step`], or None where the CPU has no kernel for it.
+    fn packed(&self) -> Option<&PackedDecoder> {
+        self.packed
+            .get_or_init(|| PackedDecoder::new(&self.borrow(), &self.dims))
             .as_ref()
     }
 
@@ -259,11 +259,9 @@ impl StepDecoder for FusedSteps<'_> {
     fn step(&mut self, previous: &[u32], alignments: bool) -> StepScores<'_> {
         let previous: Vec<usize> = previous.iter().map(|&t| t as usize).collect();
         let src_len = self.decoding.src_len();
-        let (logits, log_normalizers, alignment) = self.decoding.step(
-            &self.weights.borrow(),
-            self.weights.packed_out_w(),
-            &previous,
-        );
+        let (logits, log_normalizers, alignment) =
+            self.decoding
+                .step(&self.weights.borrow(), self.weights.packed(), &previous);
         StepScores {
             logits,
             log_normalizers,
