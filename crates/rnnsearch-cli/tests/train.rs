@@ -334,6 +334,30 @@ fn training_ends_by_averaging_its_last_checkpoints() {
     }
 }
 
+/// A run that ends (by its step or time budget) with fewer step checkpoints than
+/// `train.average_last` / `ensemble_last` ask for averages and ensembles the ones it kept.
+#[test]
+fn a_short_run_averages_the_checkpoints_it_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = tiny_dates_run_with(
+        dir.path(),
+        "epochs = 1\nmax_steps = 16\nvalid_every = 8\nkeep_checkpoints = 5\naverage_last = 5\n\
+         ensemble_last = 5",
+    );
+    assert!(run_dir.join("checkpoints/averaged/model.bpk").is_file());
+    let log = std::fs::read_to_string(run_dir.join("train.log")).unwrap();
+    let choice = log
+        .lines()
+        .find(|l| l.contains("val BLEU at beam"))
+        .unwrap_or_else(|| panic!("no choice in the log: {log}"));
+    assert!(
+        choice.contains("mean of the last 2 checkpoints")
+            && choice.contains("ensemble of the last 2 checkpoints"),
+        "{choice}"
+    );
+    assert!(run_dir.join("test.json").is_file());
+}
+
 /// `train.keep_checkpoints` keeps the last N step checkpoints; `average` makes a checkpoint
 /// that translates; checkpoints translate as an ensemble; too few checkpoints, unknown and empty
 /// names are clear errors.

@@ -530,18 +530,31 @@ impl<'a> Trainer<'a> {
         // (what the log calls it, what test.json calls it, the models)
         let mut candidates = vec![("best".to_string(), "best".to_string(), vec![best])];
         if average_last >= 2 {
-            let (_, averaged) = crate::average::average_run(
-                &self.options.run_dir,
-                &[],
-                average_last,
-                "averaged",
-                inference,
-            )?;
-            candidates.push((
-                format!("mean of the last {average_last} checkpoints (checkpoints/averaged)"),
-                "averaged".to_string(),
-                vec![averaged],
-            ));
+            // A short run may have kept fewer: the mean of those there are, as for the ensemble.
+            let kept = checkpoint::step_checkpoints(&self.checkpoints)?.len();
+            let last = average_last.min(kept);
+            if last < 2 {
+                self.log.line(
+                    None,
+                    &format!(
+                        "train.average_last = {average_last}: only {kept} step checkpoint kept, \
+                         no average"
+                    ),
+                );
+            } else {
+                let (_, averaged) = crate::average::average_run(
+                    &self.options.run_dir,
+                    &[],
+                    last,
+                    "averaged",
+                    inference,
+                )?;
+                candidates.push((
+                    format!("mean of the last {last} checkpoints (checkpoints/averaged)"),
+                    "averaged".to_string(),
+                    vec![averaged],
+                ));
+            }
         }
         if ensemble_last >= 2 {
             let steps = checkpoint::step_checkpoints(&self.checkpoints)?;
