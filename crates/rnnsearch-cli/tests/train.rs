@@ -297,11 +297,7 @@ fn training_ends_by_averaging_its_last_checkpoints() {
     );
     let cfg = dir.path().join("tiny.toml");
     assert!(run_dir.join("checkpoints/averaged/model.bpk").is_file());
-    let log = std::fs::read_to_string(run_dir.join("train.log")).unwrap();
-    let choice = log
-        .lines()
-        .find(|l| l.contains("val BLEU at beam"))
-        .unwrap_or_else(|| panic!("no choice in the log: {log}"));
+    let choice = test_model_choice(&run_dir);
     assert!(
         choice.contains("best ")
             && choice.contains("mean of the last 2 checkpoints")
@@ -334,6 +330,15 @@ fn training_ends_by_averaging_its_last_checkpoints() {
     }
 }
 
+/// The line of a run's log that says which model the test figures come from.
+fn test_model_choice(run_dir: &Path) -> String {
+    let log = std::fs::read_to_string(run_dir.join("train.log")).unwrap();
+    log.lines()
+        .find(|l| l.contains("val BLEU at beam"))
+        .unwrap_or_else(|| panic!("no choice in the log: {log}"))
+        .to_string()
+}
+
 /// A run that ends (by its step or time budget) with fewer step checkpoints than
 /// `train.average_last` / `ensemble_last` ask for averages and ensembles the ones it kept.
 #[test]
@@ -345,11 +350,7 @@ fn a_short_run_averages_the_checkpoints_it_kept() {
          ensemble_last = 5",
     );
     assert!(run_dir.join("checkpoints/averaged/model.bpk").is_file());
-    let log = std::fs::read_to_string(run_dir.join("train.log")).unwrap();
-    let choice = log
-        .lines()
-        .find(|l| l.contains("val BLEU at beam"))
-        .unwrap_or_else(|| panic!("no choice in the log: {log}"));
+    let choice = test_model_choice(&run_dir);
     assert!(
         choice.contains("mean of the last 2 checkpoints")
             && choice.contains("ensemble of the last 2 checkpoints"),

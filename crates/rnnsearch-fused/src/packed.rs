@@ -69,15 +69,9 @@ pub fn affine_packed_by_column_blocks<T: Send>(
     block: usize,
     summarise: impl Fn(&[f32]) -> T + Sync,
 ) -> Vec<Vec<T>> {
-    let (k, n) = (b.k, b.n);
-    assert_eq!(c.len(), m * n, "packed product: output is not [{m}, {n}]");
-    assert_eq!(
-        a.len(),
-        m * k,
-        "packed product: left operand is not [{m}, {k}]"
-    );
+    let n = b.n;
+    check_operands(m, a, b, c);
     assert_eq!(bias.len(), n, "packed product: bias is not [{n}]");
-    assert_eq!(simd(), Simd::Avx512, "packed product without AVX-512");
     let block = block.max(1).div_ceil(PANEL) * PANEL;
     let out = OutPtr(c.as_mut_ptr());
     let summarise = &summarise;
@@ -86,7 +80,7 @@ pub fn affine_packed_by_column_blocks<T: Send>(
         let start = index * block;
         let cols = block.min(n - start);
         for p in start / PANEL..(start + cols).div_ceil(PANEL) {
-            // SAFETY: the CPU has AVX-512 (asserted above); panel p writes C's columns
+            // SAFETY: the CPU has AVX-512 (checked above); panel p writes C's columns
             // p·PANEL .. + PANEL (cut at n) of every row, inside this block and so touched
             // by no other task.
             unsafe { panel_product(m, a, b, p, bias.as_ptr(), out.0, false) };
@@ -106,6 +100,18 @@ pub fn affine_packed_by_column_blocks<T: Send>(
     } else {
         (0..blocks).map(task).collect()
     }
+}
+
+/// Checks that A is `[m, b.k]` and C `[m, b.n]`, and that the kernel can run here.
+fn check_operands(m: usize, a: &[f32], b: &PackedColumns, c: &[f32]) {
+    let (k, n) = (b.k, b.n);
+    assert_eq!(c.len(), m * n, "packed product: output is not [{m}, {n}]");
+    assert_eq!(
+        a.len(),
+        m * k,
+        "packed product: left operand is not [{m}, {k}]"
+    );
+    assert_eq!(simd(), Simd::Avx512, "packed product without AVX-512");
 }
 
 /// C's pointer, crossing to the rayon threads: each block writes its own columns.
@@ -229,14 +235,8 @@ pub fn packed_product(
     c: &mut [f32],
     accumulate: bool,
 ) {
-    let (k, n) = (b.k, b.n);
-    assert_eq!(c.len(), m * n, "packed product: output is not [{m}, {n}]");
-    assert_eq!(
-        a.len(),
-        m * k,
-        "packed product: left operand is not [{m}, {k}]"
-    );
-    assert_eq!(simd(), Simd::Avx512, "packed product without AVX-512");
+    let n = b.n;
+    check_operands(m, a, b, c);
     let bias = match bias {
         Some(bias) => {
             assert_eq!(bias.len(), n, "packed product: bias is not [{n}]");
@@ -245,7 +245,7 @@ pub fn packed_product(
         None => std::ptr::null(),
     };
     for p in 0..n.div_ceil(PANEL) {
-        // SAFETY: AVX-512 asserted above; sizes checked against k and n.
+        // SAFETY: AVX-512 and the sizes were checked above.
         unsafe { panel_product(m, a, b, p, bias, c.as_mut_ptr(), accumulate) };
     }
 }
