@@ -359,7 +359,7 @@ pub fn gradients(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use burn::module::{Module, ModuleVisitor, ParamId};
     use burn::tensor::Device;
@@ -396,6 +396,22 @@ mod tests {
         let mut c = Collect(grads, HashMap::new());
         model.visit(&mut c);
         c.1
+    }
+
+    /// A model small enough to check by hand-sized numbers, of the shape the fused engine
+    /// covers, without dropout.
+    pub(crate) fn tiny_config(layers: usize) -> ModelConfig {
+        ModelConfig {
+            encoder_layers: layers,
+            embedding: 6,
+            hidden: 5,
+            decoder_hidden: 7,
+            attention: 4,
+            output: 3,
+            dropout: 0.0,
+            embedding_init_std: 1.0,
+            ..ModelConfig::default()
+        }
     }
 
     /// The sentences of [`batch`] `copies` times over.
@@ -437,17 +453,10 @@ mod tests {
             let device = Device::flex().autodiff();
             device.seed(7);
             let config = ModelConfig {
-                encoder_layers: layers,
-                embedding: 6,
-                hidden: 5,
-                decoder_hidden: 7,
-                attention: 4,
                 // W_o = Eᵀ needs the maxout's width to be the embedding's.
                 output: if tied { 6 } else { 3 },
                 tied_embeddings: tied,
-                dropout: 0.0,
-                embedding_init_std: 1.0,
-                ..ModelConfig::default()
+                ..tiny_config(layers)
             };
             assert_eq!(unsupported(&config), None);
             let model = config.init(13, 11, &device);
@@ -504,18 +513,7 @@ mod tests {
 
         let device = Device::flex();
         device.seed(11);
-        let config = ModelConfig {
-            encoder_layers: 2,
-            embedding: 6,
-            hidden: 5,
-            decoder_hidden: 7,
-            attention: 4,
-            output: 3,
-            dropout: 0.0,
-            embedding_init_std: 1.0,
-            ..ModelConfig::default()
-        };
-        let model = config.init(13, 11, &device);
+        let model = tiny_config(2).init(13, 11, &device);
         let weights = FusedWeights::of(&model);
         let batch = batch();
         let (src, lengths) = (&batch.src, &batch.src_lengths);

@@ -232,7 +232,7 @@ pub fn padded<'s>(rows: impl Iterator<Item = &'s [u32]>) -> (Vec<u32>, Vec<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rnnsearch_model::ModelConfig;
+    use crate::fused::tests::tiny_config;
 
     /// Cut into parts, each padded to its own longest sentence, a batch gets the hypotheses it
     /// gets whole, in the same order.
@@ -240,17 +240,7 @@ mod tests {
     fn a_batch_searched_in_parts_gets_the_same_hypotheses() {
         let device = Device::flex();
         device.seed(3);
-        let config = ModelConfig {
-            embedding: 6,
-            hidden: 5,
-            decoder_hidden: 7,
-            attention: 4,
-            output: 3,
-            dropout: 0.0,
-            embedding_init_std: 1.0,
-            ..ModelConfig::default()
-        };
-        let model = config.init(13, 11, &device);
+        let model = tiny_config(1).init(13, 11, &device);
         let searcher = Searcher::new(vec![&model], device, true);
         // 40 sentences of 1 to 5 tokens, the last being </s>, padded to 5.
         let lengths: Vec<usize> = (0..40).map(|b| 1 + (b * 7) % 5).collect();
