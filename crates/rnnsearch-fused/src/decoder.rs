@@ -6,8 +6,8 @@
 
 use crate::attention::{self, Shape};
 use crate::gru::{self, StepCache};
-use crate::linalg::{add_bias, add_column_sums, matmul, Layout};
-use crate::packed::{packed_product, PackedDecoder};
+use crate::linalg::{add_column_sums, matmul, Layout};
+use crate::packed::{affine, PackedDecoder};
 use crate::{Dims, GruGrads, Weights};
 
 /// The recurrence, kept for the backward pass.
@@ -109,29 +109,17 @@ impl Stepper {
         self.recurrent.resize(batch * 3 * m, 0.0);
         self.input.resize(batch * 3 * m, 0.0);
         let h2 = self.shape.d_annotation;
-        match packed {
-            Some(p) => packed_product(
-                batch,
-                s,
-                &p.recurrent,
-                Some(&self.fused_bias),
-                &mut self.projected,
-                false,
-            ),
-            None => {
-                matmul(
-                    Layout::NN,
-                    batch,
-                    m,
-                    width,
-                    s,
-                    &self.fused,
-                    &mut self.projected,
-                    false,
-                );
-                add_bias(&mut self.projected, &self.fused_bias);
-            }
-        }
+        affine(
+            batch,
+            m,
+            width,
+            s,
+            &self.fused,
+            packed.map(|p| &p.recurrent),
+            Some(&self.fused_bias),
+            &mut self.projected,
+            false,
+        );
         attention::forward(
             self.shape,
             keys,
@@ -145,19 +133,17 @@ impl Stepper {
             context,
         );
         self.input.copy_from_slice(input_terms);
-        match packed {
-            Some(p) => packed_product(batch, context, &p.context, None, &mut self.input, true),
-            None => matmul(
-                Layout::NN,
-                batch,
-                h2,
-                3 * m,
-                context,
-                &weights.decoder.w[e * 3 * m..],
-                &mut self.input,
-                true,
-            ),
-        }
+        affine(
+            batch,
+            h2,
+            3 * m,
+            context,
+            &weights.decoder.w[e * 3 * m..],
+            packed.map(|p| &p.context),
+            None,
+            &mut self.input,
+            true,
+        );
         for b in 0..batch {
             self.recurrent[b * 3 * m..(b + 1) * 3 * m]
                 .copy_from_slice(&self.projected[b * width..b * width + 3 * m]);

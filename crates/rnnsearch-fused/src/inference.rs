@@ -12,7 +12,7 @@
 use crate::decoder::Stepper;
 use crate::gru::StepCache;
 use crate::output;
-use crate::packed::{packed_product, PackedDecoder};
+use crate::packed::PackedDecoder;
 use crate::step::{embed, encode, input_terms, output_features, Masks};
 use crate::{Dims, Weights};
 
@@ -114,15 +114,7 @@ impl Decoding {
         assert_eq!(previous.len(), rows, "one previous token per row");
 
         let embedded = embed(weights.tgt_embedding, previous.iter().copied(), e);
-        let input_terms = match packed {
-            Some(p) => {
-                let mut terms = vec![0.0; rows * 3 * m];
-                let bias = Some(weights.decoder.b);
-                packed_product(rows, &embedded, &p.input, bias, &mut terms, false);
-                terms
-            }
-            None => input_terms(weights, &embedded, e, m),
-        };
+        let input_terms = input_terms(weights, &embedded, e, m, packed.map(|p| &p.input));
 
         let mut next = vec![0.0; rows * m];
         let mut context = vec![0.0; rows * h2];

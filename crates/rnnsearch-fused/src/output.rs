@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::packed::{affine_packed_by_column_blocks, packed_product, PackedColumns, PackedDecoder};
+use crate::packed::{affine, affine_packed_by_column_blocks, PackedColumns, PackedDecoder};
 
 use crate::linalg::{
     add_bias, add_column_sums, affine_by_column_blocks, exp, matmul, max, max_and_sum_exp,
@@ -139,22 +139,18 @@ fn maxout(
 ) -> (Vec<f32>, Vec<bool>) {
     let rows = features.len() / d_features;
     let mut pre = vec![0.0; rows * 2 * l];
-    match packed {
-        Some(w) => packed_product(rows, features, w, Some(deep_b), &mut pre, false),
-        None => {
-            matmul(
-                Layout::NN,
-                rows,
-                d_features,
-                2 * l,
-                features,
-                deep_w,
-                &mut pre,
-                false,
-            );
-            add_bias(&mut pre, deep_b);
-        }
-    }
+    let bias = Some(deep_b);
+    affine(
+        rows,
+        d_features,
+        2 * l,
+        features,
+        deep_w,
+        packed,
+        bias,
+        &mut pre,
+        false,
+    );
     let mut t = vec![0.0; rows * l];
     let mut upper_won = vec![false; rows * l];
     for r in 0..rows {

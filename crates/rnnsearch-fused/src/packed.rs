@@ -9,7 +9,7 @@
 //! 256 × 8,000: 1.64–1.70 ms (150 GFLOP/s) against 2.26–2.48 ms for OpenBLAS.
 
 use crate::decoder::fuse_recurrent;
-use crate::linalg::{simd, Simd};
+use crate::linalg::{add_bias, matmul, simd, Layout, Simd};
 use crate::{Dims, Weights};
 
 /// Columns per panel: two AVX-512 vectors.
@@ -247,6 +247,32 @@ pub fn packed_product(
     for p in 0..n.div_ceil(PANEL) {
         // SAFETY: AVX-512 and the sizes were checked above.
         unsafe { panel_product(m, a, b, p, bias, c.as_mut_ptr(), accumulate) };
+    }
+}
+
+/// C (`[m, n]`) = A B + bias, or C += A B + bias when `accumulate` (A `[m, k]`, B `[k, n]`):
+/// through the packed kernel when `packed` holds B packed, else through
+/// [`crate::linalg::matmul`] over `b`. The one place the decoder's products choose between them.
+#[allow(clippy::too_many_arguments)]
+pub fn affine(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    packed: Option<&PackedColumns>,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    match packed {
+        Some(packed) => packed_product(m, a, packed, bias, c, accumulate),
+        None => {
+            matmul(Layout::NN, m, k, n, a, b, c, accumulate);
+            if let Some(bias) = bias {
+                add_bias(c, bias);
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use crate::decoder;
 use crate::encoder::{layer_backward, layer_forward, LayerCache};
 use crate::linalg::{add_bias, add_column_sums, matmul, tanh, Layout};
 use crate::output::{self, LossSums};
+use crate::packed::{affine, PackedColumns};
 use crate::{Dims, Grads, GruGrads, Weights};
 
 /// A padded batch of token ids, rows padded at the end.
@@ -133,20 +134,18 @@ pub(crate) fn embed(
 }
 
 /// W_y E y_{i-1} + b, the embedding side of the decoder GRU's input, `[rows, 3m]`.
-pub(crate) fn input_terms(weights: &Weights, embedded: &[f32], e: usize, m: usize) -> Vec<f32> {
+/// (`packed`: those rows of W packed for few rows, under the search.)
+pub(crate) fn input_terms(
+    weights: &Weights,
+    embedded: &[f32],
+    e: usize,
+    m: usize,
+    packed: Option<&PackedColumns>,
+) -> Vec<f32> {
     let rows = embedded.len() / e;
     let mut terms = vec![0.0; rows * 3 * m];
-    matmul(
-        Layout::NN,
-        rows,
-        e,
-        3 * m,
-        embedded,
-        &weights.decoder.w[..e * 3 * m],
-        &mut terms,
-        false,
-    );
-    add_bias(&mut terms, weights.decoder.b);
+    let (w, bias) = (&weights.decoder.w[..e * 3 * m], Some(weights.decoder.b));
+    affine(rows, e, 3 * m, embedded, w, packed, bias, &mut terms, false);
     terms
 }
 
@@ -306,7 +305,7 @@ pub fn train_step(
     let mut embedded = embed(weights.tgt_embedding, (0..rows).map(token_in), e);
     let target_mask = masks.next(embedded.len());
     apply(&mut embedded, &target_mask);
-    let input_terms = input_terms(weights, &embedded, e, m);
+    let input_terms = input_terms(weights, &embedded, e, m, None);
 
     let dec = decoder::forward(
         weights,

@@ -529,9 +529,14 @@ impl<'a> Trainer<'a> {
         let (average_last, ensemble_last) = (t.average_last, t.ensemble_last);
         // (what the log calls it, what test.json calls it, the models)
         let mut candidates = vec![("best".to_string(), "best".to_string(), vec![best])];
+        let steps = if average_last >= 2 || ensemble_last >= 2 {
+            checkpoint::step_checkpoints(&self.checkpoints)?
+        } else {
+            Vec::new()
+        };
         if average_last >= 2 {
             // A short run may have kept fewer: the mean of those there are, as for the ensemble.
-            let kept = checkpoint::step_checkpoints(&self.checkpoints)?.len();
+            let kept = steps.len();
             let last = average_last.min(kept);
             if last < 2 {
                 self.log.line(
@@ -542,9 +547,13 @@ impl<'a> Trainer<'a> {
                     ),
                 );
             } else {
+                let names: Vec<String> = steps[kept - last..]
+                    .iter()
+                    .map(|(s, _)| checkpoint::step_name(*s))
+                    .collect();
                 let (_, averaged) = crate::average::average_run(
                     &self.options.run_dir,
-                    &[],
+                    &names,
                     last,
                     "averaged",
                     inference,
@@ -557,7 +566,6 @@ impl<'a> Trainer<'a> {
             }
         }
         if ensemble_last >= 2 {
-            let steps = checkpoint::step_checkpoints(&self.checkpoints)?;
             let last = &steps[steps.len().saturating_sub(ensemble_last)..];
             if last.len() < 2 {
                 self.log.line(
