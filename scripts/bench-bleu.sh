@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Speed of `rnnsearch evaluate` against the sacreBLEU CLI on a large corpus.
+# Speed of `rnnsearch evaluate` against the sacreBLEU CLI, in two parts:
 #
-# Builds rnnsearch (release), makes a LINES-line corpus (default 100,000)
-# by perturbing Multi30k training sentences, checks that both tools print
-# the same BLEU and chrF, then times each whole command RUNS times
-# (alternating) and prints the median wall times and their ratio.
+# 1. one system: a LINES-line corpus (default 100,000) made by perturbing
+#    Multi30k training sentences, BLEU and chrF;
+# 2. a paired test: a baseline and three systems over PAIRED_LINES lines
+#    (default 3,000), BLEU, chrF and TER with --paired-bs.
+#
+# Each part first checks that both tools give the same numbers (part 2:
+# every score, p-value, bootstrap mean and interval), then times each whole
+# command RUNS times (alternating) and prints the median wall times and
+# their ratio.
 #
 # Usage: scripts/bench-bleu.sh
 # Environment:
 #   MULTI30K_DIR  folder with train.de.gz   (default: data/multi30k)
 #   SACREBLEU     sacreBLEU command          (default: sacrebleu; pip install sacrebleu==2.6.0)
 #   LINES         corpus size in lines       (default: 100000)
+#   PAIRED_LINES  lines of the paired test   (default: 3000)
 #   RUNS          timed runs of each command (default: 3)
 #   SKIP_BUILD=1  use the existing release binary
 set -euo pipefail
@@ -19,6 +25,7 @@ cd "$(dirname "$0")/.."
 MULTI30K_DIR=${MULTI30K_DIR:-data/multi30k}
 SACREBLEU=${SACREBLEU:-sacrebleu}
 LINES=${LINES:-100000}
+PAIRED_LINES=${PAIRED_LINES:-3000}
 RUNS=${RUNS:-3}
 BIN=${CARGO_TARGET_DIR:-target}/release/rnnsearch
 
@@ -33,29 +40,39 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-python3 - "$MULTI30K_DIR/train.de.gz" "$LINES" "$work" <<'EOF'
+# make_corpus N DIR SYSTEMS: DIR/ref.txt and SYSTEMS hypothesis files DIR/sys{0,1,...}.txt
+# of N lines, each line of system k with k+2 edits (drop, swap or recase a word)
+make_corpus() {
+    mkdir -p "$2"
+    python3 - "$MULTI30K_DIR/train.de.gz" "$1" "$2" "$3" <<'EOF'
 import gzip, random, sys
-src, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+src, n, out, systems = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 with gzip.open(src, "rt", encoding="utf-8") as fh:
     lines = [line.rstrip("\n") for line in fh]
 rng = random.Random(1)
-with open(f"{out}/ref.txt", "w", encoding="utf-8") as ref, \
-        open(f"{out}/hyp.txt", "w", encoding="utf-8") as hyp:
-    for i in range(n):
-        words = lines[i % len(lines)].split()
-        ref.write(" ".join(words) + "\n")
-        for _ in range(2):  # drop, swap or recase a word
-            if len(words) > 2:
-                op, j = rng.random(), rng.randrange(len(words))
-                if op < 0.3:
-                    del words[j]
-                elif op < 0.6:
-                    k = rng.randrange(len(words))
-                    words[j], words[k] = words[k], words[j]
-                elif op < 0.8:
-                    words[j] = words[j].lower()
-        hyp.write(" ".join(words) + "\n")
+refs = [lines[i % len(lines)] for i in range(n)]
+with open(f"{out}/ref.txt", "w", encoding="utf-8") as ref:
+    ref.writelines(line + "\n" for line in refs)
+for k in range(systems):
+    with open(f"{out}/sys{k}.txt", "w", encoding="utf-8") as hyp:
+        for line in refs:
+            words = line.split()
+            for _ in range(k + 2):
+                if len(words) > 2:
+                    op, j = rng.random(), rng.randrange(len(words))
+                    if op < 0.3:
+                        del words[j]
+                    elif op < 0.6:
+                        m = rng.randrange(len(words))
+                        words[j], words[m] = words[m], words[j]
+                    elif op < 0.8:
+                        words[j] = words[j].lower()
+            hyp.write(" ".join(words) + "\n")
 EOF
+}
+
+make_corpus "$LINES" "$work" 1
+mv "$work/sys0.txt" "$work/hyp.txt"
 echo "corpus: $(wc -l <"$work/hyp.txt") lines, $(du -h "$work/hyp.txt" | cut -f1) of hypotheses"
 
 ours=("$BIN" evaluate --hyp "$work/hyp.txt" --ref "$work/ref.txt" --metrics bleu,chrf)
@@ -92,3 +109,40 @@ t_theirs=$(median <"$work/t_theirs")
 printf 'rnnsearch evaluate: %.3f s (median of %d)\n' "$t_ours" "$RUNS"
 printf 'sacrebleu:          %.3f s (median of %d)\n' "$t_theirs" "$RUNS"
 printf 'speed-up:           %.1fx\n' "$(awk -v a="$t_theirs" -v b="$t_ours" 'BEGIN { print a / b }')"
+
+echo
+echo "paired bootstrap test: baseline and 3 systems, $PAIRED_LINES lines, BLEU chrF TER"
+p="$work/paired"
+make_corpus "$PAIRED_LINES" "$p" 4
+ours=("$BIN" evaluate --hyp "$p"/sys{0,1,2,3}.txt --ref "$p/ref.txt" --metrics bleu,chrf,ter
+      --paired-bs)
+theirs=("$SACREBLEU" "$p/ref.txt" -i "$p"/sys{0,1,2,3}.txt -m bleu chrf ter --paired-bs -w 2)
+"${ours[@]}" --format json >"$p/ours.json"
+"${theirs[@]}" -f json 2>/dev/null >"$p/theirs.json"
+python3 - "$p/ours.json" "$p/theirs.json" <<'EOF'
+import json, sys
+ours = [json.loads(line) for line in open(sys.argv[1])]
+theirs = json.load(open(sys.argv[2]))
+assert len(ours) == len(theirs), (len(ours), len(theirs))
+for mine, want in zip(ours, theirs):
+    for metric, result in want.items():
+        if metric == "system":
+            continue
+        got = mine[metric]
+        for key in ("score", "mean", "ci"):
+            assert abs(got[key] - result[key]) < 1e-9, (mine["system"], metric, key, got, result)
+        assert got["p_value"] == result["p_value"], (mine["system"], metric, got, result)
+print("scores, p-values, means and intervals identical to sacreBLEU")
+EOF
+"${ours[@]}"
+: >"$work/t_ours"
+: >"$work/t_theirs"
+for ((i = 1; i <= RUNS; i++)); do
+    seconds "${ours[@]}" >>"$work/t_ours"
+    seconds "${theirs[@]}" >>"$work/t_theirs"
+done
+t_ours=$(median <"$work/t_ours")
+t_theirs=$(median <"$work/t_theirs")
+printf 'rnnsearch evaluate --paired-bs: %.3f s (median of %d)\n' "$t_ours" "$RUNS"
+printf 'sacrebleu --paired-bs:          %.3f s (median of %d)\n' "$t_theirs" "$RUNS"
+printf 'speed-up:                       %.1fx\n' "$(awk -v a="$t_theirs" -v b="$t_ours" 'BEGIN { print a / b }')"

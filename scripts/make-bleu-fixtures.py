@@ -8,6 +8,8 @@ reproduce:
   tests/fixtures/*.txt        hypothesis and reference streams
   tests/fixtures/expected.json  corpus and sentence scores per setting
   tests/fixtures/tokenizers.json  tokenizer outputs line by line
+  tests/fixtures/significance.json  bootstrap confidence intervals and
+                                    paired bootstrap / randomization tests
 
 Streams are read back exactly as the sacreBLEU CLI reads them (UTF-8,
 newline="\\n", line.rstrip()) before scoring.
@@ -24,9 +26,11 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import sacrebleu
-from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.bleu import _get_tokenizer
+from sacrebleu.significance import PairedTest
 
 if sacrebleu.__version__ != "2.6.0":
     sys.exit(f"need sacrebleu 2.6.0, found {sacrebleu.__version__}")
@@ -210,6 +214,129 @@ def chrf_case(name, set_name, nrefs, hyps, refs, level, **kw):
     return case
 
 
+TER_OPTIONS = [dict(normalized=n, no_punct=p, asian_support=a, case_sensitive=c)
+               for n in (False, True) for p in (False, True)
+               for a in (False, True) for c in (False, True)]
+
+
+def ter_case(name, set_name, nrefs, hyps, refs, level, **kw):
+    case = {"name": name, "metric": "ter", "level": level, "set": set_name,
+            "nrefs": nrefs, "options": dict(kw)}
+    metric = TER(**kw)
+    if level == "corpus":
+        score = metric.corpus_score(hyps, refs)
+        sig = str(metric.get_signature())
+        case.update(score=score.score, num_edits=score.num_edits,
+                    ref_length=score.ref_length, signature=generic_sig(sig),
+                    text=generic_sig(score.format(width=2, signature=sig)))
+    else:
+        scores = [metric.sentence_score(h, [r[i] for r in refs]) for i, h in enumerate(hyps)]
+        case.update(scores=[s.score for s in scores],
+                    signature=generic_sig(str(metric.get_signature())))
+    return case
+
+
+def make_ter_and_zh_cases(out, sets):
+    cases = []
+    for set_name, (hyp_file, ref_files) in sets.items():
+        hyps = read_stream(out, hyp_file)
+        all_refs = [read_stream(out, f) for f in ref_files]
+        for nrefs in (1, 2):
+            refs = all_refs[:nrefs]
+            here = (set_name, nrefs, hyps, refs)
+            tag = f"{set_name}/{nrefs}ref"
+            options = TER_OPTIONS if set_name != "multi30k" else TER_OPTIONS[::5]
+            for kw in options:
+                flags = "".join(k[0] if v else "-" for k, v in kw.items())
+                cases.append(ter_case(f"{tag}/ter/{flags}", *here, "corpus", **kw))
+            for kw in (TER_OPTIONS[0], TER_OPTIONS[-1]):
+                flags = "".join(k[0] if v else "-" for k, v in kw.items())
+                cases.append(ter_case(f"{tag}/sentence-ter/{flags}", *here, "sentence", **kw))
+            for smooth in ("exp", "floor"):
+                cases.append(bleu_case(f"{tag}/bleu/zh/{smooth}/None/lc=False", *here, "corpus",
+                                       tokenize="zh", smooth_method=smooth, lowercase=False))
+            if set_name in ("cjk", "edge"):
+                cases.append(bleu_case(f"{tag}/sentence-bleu/zh/exp", *here, "sentence",
+                                       tokenize="zh", smooth_method="exp"))
+    return cases
+
+
+def make_systems(out, multi30k):
+    """A reference and four systems over 400 val sentences, for the tests."""
+    path = Path(multi30k) / "val.de.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        ref = [line.rstrip("\n") for line in fh][:400]
+    rng = random.Random(31)
+    write_stream(out, "systems.ref.txt", ref)
+    names = []
+    for k, edits in enumerate((3, 4, 3, 1)):
+        lines = []
+        for j, line in enumerate(ref):
+            words = line.split()
+            if k == 2 and j % 10:
+                # Nearly the baseline: its p-values should be high.
+                lines.append(names and read_stream(out, names[0])[j])
+                continue
+            lines.append(" ".join(perturb(words, rng, edits)))
+        name = f"systems.sys{k}.txt"
+        write_stream(out, name, lines)
+        names.append(name)
+    return names
+
+
+def significance_metrics():
+    return {"BLEU": BLEU(), "chrF2++": CHRF(word_order=2), "TER": TER()}
+
+
+def make_significance(out, sets, system_files):
+    result = {"confidence": [], "paired": []}
+    conf_sets = [("multi30k", 1), ("multi30k", 2), ("edge", 2)]
+    metrics = {
+        "bleu": lambda: BLEU(),
+        "bleu-floor-lc": lambda: BLEU(smooth_method="floor", lowercase=True),
+        "chrf": lambda: CHRF(),
+        "chrf++": lambda: CHRF(word_order=2),
+        "chrf-eps": lambda: CHRF(eps_smoothing=True),
+        "ter": lambda: TER(),
+        "ter-norm": lambda: TER(normalized=True, case_sensitive=True),
+    }
+    for set_name, nrefs in conf_sets:
+        hyp_file, ref_files = sets[set_name]
+        hyps = read_stream(out, hyp_file)
+        refs = [read_stream(out, f) for f in ref_files[:nrefs]]
+        for key, make in metrics.items():
+            for n, seed in ((1000, "12345"), (200, "7"), (57, "12345")):
+                os.environ["SACREBLEU_SEED"] = seed
+                metric = make()
+                score = metric.corpus_score(hyps, refs, n_bootstrap=n)
+                sig = str(metric.get_signature())
+                result["confidence"].append({
+                    "set": set_name, "nrefs": nrefs, "metric": key, "n": n, "seed": int(seed),
+                    "score": score.score, "mean": float(score._mean), "ci": float(score._ci),
+                    "signature": generic_sig(sig),
+                    "text": generic_sig(score.format(width=2, signature=sig)),
+                })
+    os.environ["SACREBLEU_SEED"] = "12345"
+    system_lines = [read_stream(out, f) for f in system_files]
+    ref_lines = read_stream(out, "systems.ref.txt")
+    named = [(f, lines) for f, lines in zip(system_files, system_lines)]
+    for test_type, n in (("bs", 1000), ("ar", 10000), ("bs", 300)):
+        ps = PairedTest(named, significance_metrics(), references=[ref_lines],
+                        test_type=test_type, n_samples=n)
+        sigs, scores = ps()
+        rows = {name: [{"score": float(r.score),
+                        "p_value": None if r.p_value is None else float(r.p_value),
+                        "mean": None if r.mean is None else float(r.mean),
+                        "ci": None if r.ci is None else float(r.ci)} for r in results]
+                for name, results in scores.items() if name != "System"}
+        result["paired"].append({
+            "test": test_type, "n": n, "seed": 12345, "systems": scores["System"],
+            "results": rows,
+            "signatures": {k: generic_sig(v.format()) for k, v in sigs.items()},
+        })
+    return result
+
+
 def make_cases(out, sets):
     cases = []
     for set_name, (hyp_file, ref_files) in sets.items():
@@ -266,7 +393,7 @@ def make_tokenizer_fixture(out, sets):
     lines = sorted(set(lines))
     lines += ["-\nnew line", "a\nb", "x-\ny"]
     result = {"lines": lines}
-    for tok in ("13a", "intl", "char"):  # "none" is the identity
+    for tok in ("13a", "intl", "char", "zh"):  # "none" is the identity
         tokenizer = _get_tokenizer(tok)()
         result[tok] = [tokenizer(line) for line in lines]
     return result
@@ -280,7 +407,8 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sets = make_texts(out, args.multi30k)
-    cases = make_cases(out, sets)
+    cases = make_cases(out, sets) + make_ter_and_zh_cases(out, sets)
+    system_files = make_systems(out, args.multi30k)
     meta = {"generator": "scripts/make-bleu-fixtures.py", "sacrebleu": sacrebleu.__version__,
             "sets": {name: {"hyp": h, "refs": r} for name, (h, r) in sets.items()}}
     # One case (or tokenizer) per line: small files with readable diffs.
@@ -295,6 +423,13 @@ def main():
         fh.write(",\n".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
                              for k, v in toks.items()))
         fh.write("\n}\n")
+    with open(out / "significance.json", "w", encoding="utf-8") as fh:
+        sig = make_significance(out, sets, system_files)
+        sig["meta"] = {"generator": "scripts/make-bleu-fixtures.py",
+                       "sacrebleu": sacrebleu.__version__, "numpy": np.__version__,
+                       "systems": system_files, "ref": "systems.ref.txt"}
+        fh.write(json.dumps(sig, ensure_ascii=False, indent=0))
+        fh.write("\n")
     (out / ".gitattributes").write_text("# Keep the fixture bytes (CRLF, odd whitespace) exact.\n* -text\n")
     print(f"wrote {len(cases)} cases to {out}")
 

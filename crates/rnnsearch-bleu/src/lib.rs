@@ -24,6 +24,11 @@
 
 pub mod bleu;
 pub mod chrf;
+pub mod report;
+pub mod resample;
+pub mod rng;
+pub mod significance;
+pub mod ter;
 pub mod tokenizers;
 
 mod error;
@@ -43,6 +48,7 @@ pub use chrf::{
 pub use error::Error;
 pub use input::{check_line_counts, read_lines};
 pub use signature::{Signature, VERSION};
+pub use ter::{corpus_ter, sentence_ter, Statistics as TerStatistics, Ter, TerOptions, TerScore};
 pub use tokenizers::{Tokenizer, TokenizerKind};
 
 /// Checks that there is at least one reference stream and that every

@@ -26,6 +26,24 @@ impl Signature {
         Signature { fields: all }
     }
 
+    /// This signature with the fields of a statistical test: `bs` (bootstrap
+    /// resamples), `ar` (randomization trials) and `seed`, placed after
+    /// `nrefs` in that order, as sacreBLEU prints them.
+    pub fn with_test(&self, bs: Option<usize>, ar: Option<usize>, seed: &str) -> Signature {
+        let mut fields = Vec::with_capacity(self.fields.len() + 3);
+        fields.push(self.fields[0].clone());
+        fields.extend(bs.map(|n| ("bs", n.to_string())));
+        fields.extend(ar.map(|n| ("ar", n.to_string())));
+        fields.push(("seed", seed.to_string()));
+        fields.extend(
+            self.fields[1..]
+                .iter()
+                .filter(|(k, _)| !matches!(*k, "bs" | "ar" | "seed"))
+                .cloned(),
+        );
+        Signature { fields }
+    }
+
     /// The fields in print order.
     pub fn fields(&self) -> &[(&'static str, String)] {
         &self.fields
@@ -70,5 +88,9 @@ mod tests {
         );
         assert_eq!(sig.get("eff"), Some("no"));
         assert_eq!(sig.get("tok"), None);
+        assert_eq!(
+            sig.with_test(Some(1000), None, "12345").to_string(),
+            format!("nrefs:2|bs:1000|seed:12345|case:mixed|eff:no|version:{VERSION}")
+        );
     }
 }

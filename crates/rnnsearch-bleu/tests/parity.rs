@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use rnnsearch_bleu::{
-    read_lines, Bleu, BleuOptions, Chrf, ChrfOptions, SmoothMethod, TokenizerKind, VERSION,
+    read_lines, Bleu, BleuOptions, Chrf, ChrfOptions, SmoothMethod, Ter, TerOptions, TokenizerKind,
+    VERSION,
 };
 use serde_json::Value;
 
@@ -150,12 +151,56 @@ fn check_chrf(case: &Value, hyps: &[String], refs: &[Vec<String>], worst: &mut f
     }
 }
 
+fn ter_options(opts: &Value) -> TerOptions {
+    let flag = |key: &str| opts[key].as_bool().unwrap_or(false);
+    TerOptions {
+        normalized: flag("normalized"),
+        no_punct: flag("no_punct"),
+        asian_support: flag("asian_support"),
+        case_sensitive: flag("case_sensitive"),
+    }
+}
+
+fn check_ter(case: &Value, hyps: &[String], refs: &[Vec<String>], worst: &mut f64) {
+    let name = case["name"].as_str().unwrap();
+    let mut ter = Ter::new(ter_options(&case["options"])).unwrap();
+    let signature = version(case["signature"].as_str().unwrap());
+    if case["level"] == "corpus" {
+        let score = ter.corpus_score(hyps, refs).unwrap();
+        assert_close(score.score, &case["score"], name, worst);
+        assert_close(score.ref_length, &case["ref_length"], name, worst);
+        assert_eq!(Some(score.num_edits), case["num_edits"].as_u64(), "{name}");
+        assert_eq!(score.signature.to_string(), signature, "{name}");
+        assert_eq!(
+            score.to_string(),
+            version(case["text"].as_str().unwrap()),
+            "{name}"
+        );
+        return;
+    }
+    let scores = case["scores"].as_array().unwrap();
+    for (i, hyp) in hyps.iter().enumerate() {
+        let seg_refs: Vec<&str> = refs.iter().map(|r| r[i].as_str()).collect();
+        let stats = ter.segment_statistics(hyp, &seg_refs);
+        let score = ter.score(&stats, refs.len());
+        let what = format!("{name} line {}", i + 1);
+        assert_close(score.score, &scores[i], &what, worst);
+        assert_eq!(score.signature.to_string(), signature, "{name}");
+    }
+}
+
 #[test]
 fn scores_match_sacrebleu() {
     let expected = load_json("expected.json");
     assert_eq!(expected["meta"]["sacrebleu"], "2.6.0");
     let cases = expected["cases"].as_array().unwrap();
-    assert!(cases.len() > 250, "fixture has {} cases", cases.len());
+    assert!(cases.len() > 400, "fixture has {} cases", cases.len());
+    for metric in ["bleu", "chrf", "ter"] {
+        assert!(
+            cases.iter().any(|c| c["metric"] == metric),
+            "no {metric} case"
+        );
+    }
     let mut worst = 0.0f64;
     for case in cases {
         let nrefs = case["nrefs"].as_u64().unwrap() as usize;
@@ -163,6 +208,7 @@ fn scores_match_sacrebleu() {
         match case["metric"].as_str().unwrap() {
             "bleu" => check_bleu(case, &hyps, &refs, &mut worst),
             "chrf" => check_chrf(case, &hyps, &refs, &mut worst),
+            "ter" => check_ter(case, &hyps, &refs, &mut worst),
             other => panic!("unknown metric {other}"),
         }
     }
@@ -181,6 +227,7 @@ fn tokenizers_match_sacrebleu() {
         TokenizerKind::Tok13a,
         TokenizerKind::Intl,
         TokenizerKind::Char,
+        TokenizerKind::Zh,
     ] {
         let outputs = expected[kind.name()].as_array().unwrap();
         let tokenizer = kind.tokenizer();

@@ -1,48 +1,40 @@
-//! `rnnsearch evaluate`: sacreBLEU-compatible BLEU and chrF of a hypothesis
-//! file, or of a trained model's translations, against reference files.
+//! `rnnsearch evaluate`: sacreBLEU-compatible BLEU, chrF and TER of
+//! hypothesis files, or of a trained model's translations, against reference
+//! files; with bootstrap confidence intervals (`--confidence`) or a paired
+//! significance test of several systems against the first (`--paired-bs`,
+//! `--paired-ar`).
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use rnnsearch_bleu::significance::{PairedTest, DEFAULT_SEED};
 use rnnsearch_bleu::{
-    check_line_counts, read_lines, Bleu, BleuOptions, BleuScore, Chrf, ChrfOptions, ChrfScore,
-    Signature, SmoothMethod, TokenizerKind,
+    check_line_counts, read_lines, BleuOptions, ChrfOptions, SmoothMethod, TerOptions,
+    TokenizerKind,
 };
-use serde_json::Value;
+
+use crate::scoring::score_and_print;
+pub use crate::scoring::{FormatArg, MetricArg, ScoreOptions, Seed, System, Test};
 
 /// Arguments of `rnnsearch evaluate`.
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
-    /// Hypothesis file, one segment per line (`-` reads stdin)
+    /// Hypothesis files, one segment per line (`-` reads stdin); several systems are
+    /// compared in a table, the first as the baseline of a paired test
     #[arg(
         long,
         value_name = "FILE",
+        num_args = 1..,
         conflicts_with = "model",
         required_unless_present = "model"
     )]
-    pub hyp: Option<PathBuf>,
+    pub hyp: Vec<PathBuf>,
 
     /// Reference file, one segment per line; repeat for several references
     #[arg(long = "ref", value_name = "FILE", required = true)]
     pub refs: Vec<PathBuf>,
-
-    /// BLEU tokenizer
-    #[arg(long, value_enum, value_name = "TOK", default_value_t = TokenizeArg::Tok13a)]
-    pub tokenize: TokenizeArg,
-
-    /// Lowercase hypotheses and references (BLEU and chrF)
-    #[arg(long)]
-    pub lowercase: bool,
-
-    /// BLEU smoothing method
-    #[arg(long, value_enum, value_name = "METHOD", default_value_t = SmoothArg::Exp)]
-    pub smooth: SmoothArg,
-
-    /// Smoothing value for floor (default 0.1) and add-k (default 1)
-    #[arg(long, value_name = "X")]
-    pub smooth_value: Option<f64>,
 
     /// Metrics to compute, comma-separated
     #[arg(
@@ -54,13 +46,80 @@ pub struct EvaluateArgs {
     )]
     pub metrics: Vec<MetricArg>,
 
-    /// Word n-gram order of chrF (2 gives chrF++)
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub chrf_word_order: usize,
+    /// BLEU tokenizer [default: 13a]
+    #[arg(long, value_enum, value_name = "TOK")]
+    pub tokenize: Option<TokenizeArg>,
 
-    /// Score each segment: one line per segment and metric
+    /// Lowercase hypotheses and references (BLEU and chrF; TER is case-insensitive unless
+    /// --ter-case-sensitive)
+    #[arg(long)]
+    pub lowercase: bool,
+
+    /// BLEU smoothing method [default: exp]
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub smooth: Option<SmoothArg>,
+
+    /// Smoothing value for floor (default 0.1) and add-k (default 1)
+    #[arg(long, value_name = "X")]
+    pub smooth_value: Option<f64>,
+
+    /// Word n-gram order of chrF (2 gives chrF++) [default: 0]
+    #[arg(long, value_name = "N")]
+    pub chrf_word_order: Option<usize>,
+
+    /// TER: keep case (by default TER lowercases)
+    #[arg(long)]
+    pub ter_case_sensitive: bool,
+
+    /// TER: remove punctuation
+    #[arg(long)]
+    pub ter_no_punct: bool,
+
+    /// TER: Tercom's normalisation and tokenisation of punctuation
+    #[arg(long)]
+    pub ter_normalized: bool,
+
+    /// TER: split CJK characters (with --ter-normalized) and remove CJK punctuation (with
+    /// --ter-no-punct)
+    #[arg(long)]
+    pub ter_asian_support: bool,
+
+    /// Score each segment: one line per segment and metric (JSON: one object per segment)
     #[arg(long)]
     pub sentence_level: bool,
+
+    /// Each score with its 95% confidence interval from bootstrap resampling
+    #[arg(long)]
+    pub confidence: bool,
+
+    /// Bootstrap resamples of --confidence [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub confidence_n: Option<usize>,
+
+    /// Paired bootstrap resampling test of every --hyp against the first
+    #[arg(long, conflicts_with = "paired_ar")]
+    pub paired_bs: bool,
+
+    /// Paired approximate randomization test of every --hyp against the first
+    #[arg(long)]
+    pub paired_ar: bool,
+
+    /// Resamples of --paired-bs [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub paired_bs_n: Option<usize>,
+
+    /// Trials of --paired-ar [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub paired_ar_n: Option<usize>,
+
+    /// Seed of the resampling: a number, or `none` for a random one [default:
+    /// $SACREBLEU_SEED, else 12345]
+    #[arg(long, value_name = "N|none")]
+    pub seed: Option<String>,
+
+    /// Decimals of the printed scores
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub width: usize,
 
     /// Output format
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Text)]
@@ -106,6 +165,8 @@ pub enum TokenizeArg {
     Intl,
     /// every character is a token
     Char,
+    /// Chinese characters one by one, the rest as 13a
+    Zh,
     /// whitespace only
     None,
 }
@@ -116,6 +177,7 @@ impl From<TokenizeArg> for TokenizerKind {
             TokenizeArg::Tok13a => TokenizerKind::Tok13a,
             TokenizeArg::Intl => TokenizerKind::Intl,
             TokenizeArg::Char => TokenizerKind::Char,
+            TokenizeArg::Zh => TokenizerKind::Zh,
             TokenizeArg::None => TokenizerKind::None,
         }
     }
@@ -146,101 +208,230 @@ impl From<SmoothArg> for SmoothMethod {
     }
 }
 
-/// `--metrics` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MetricArg {
-    /// BLEU
-    Bleu,
-    /// chrF (chrF++ with --chrf-word-order 2)
-    Chrf,
-}
-
-/// `--format` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// sacreBLEU's text lines
-    Text,
-    /// one JSON object per line
-    Json,
-}
-
-/// What to compute and how to print it; independent of where the
-/// hypotheses come from.
-#[derive(Debug, Clone)]
-pub struct ScoreOptions {
-    /// Metrics in print order, without duplicates.
-    pub metrics: Vec<MetricArg>,
-    /// BLEU settings.
-    pub bleu: BleuOptions,
-    /// chrF settings.
-    pub chrf: ChrfOptions,
-    /// One score per segment instead of a corpus score.
-    pub sentence_level: bool,
-    /// Text or JSON.
-    pub format: FormatArg,
-}
-
 impl ScoreOptions {
-    /// The scoring options given on the command line.
-    pub fn from_args(args: &EvaluateArgs) -> Self {
+    /// The scoring options given on the command line; an option that does
+    /// not apply to the chosen metrics or mode is an error that names it.
+    pub fn from_args(args: &EvaluateArgs) -> Result<Self> {
         let mut metrics = Vec::new();
         for m in &args.metrics {
             if !metrics.contains(m) {
                 metrics.push(*m);
             }
         }
-        ScoreOptions {
-            metrics,
+        check_applies(args, &metrics)?;
+        let smooth_method: SmoothMethod = args.smooth.unwrap_or(SmoothArg::Exp).into();
+        if args.smooth_value.is_some() && smooth_method.default_value().is_none() {
+            bail!("--smooth-value applies to --smooth floor and add-k, not {smooth_method}");
+        }
+        Ok(ScoreOptions {
             bleu: BleuOptions {
-                tokenize: args.tokenize.into(),
+                tokenize: args.tokenize.unwrap_or(TokenizeArg::Tok13a).into(),
                 lowercase: args.lowercase,
-                smooth_method: args.smooth.into(),
+                smooth_method,
                 smooth_value: args.smooth_value,
                 // sacreBLEU turns effective order on for sentence-level BLEU.
                 effective_order: args.sentence_level,
             },
             chrf: ChrfOptions {
-                word_order: args.chrf_word_order,
+                word_order: args.chrf_word_order.unwrap_or(0),
                 lowercase: args.lowercase,
                 ..ChrfOptions::default()
             },
+            ter: TerOptions {
+                normalized: args.ter_normalized,
+                no_punct: args.ter_no_punct,
+                asian_support: args.ter_asian_support,
+                case_sensitive: args.ter_case_sensitive,
+            },
+            metrics,
             sentence_level: args.sentence_level,
+            test: test_of(args)?,
+            seed: seed_of(args.seed.as_deref())?,
+            width: args.width,
             format: args.format,
+        })
+    }
+}
+
+/// Errors for options given without the metric they belong to.
+fn check_applies(args: &EvaluateArgs, metrics: &[MetricArg]) -> Result<()> {
+    let has = |m| metrics.contains(&m);
+    let bleu_only = [
+        ("--tokenize", args.tokenize.is_some()),
+        ("--smooth", args.smooth.is_some()),
+        ("--smooth-value", args.smooth_value.is_some()),
+    ];
+    let ter_only = [
+        ("--ter-case-sensitive", args.ter_case_sensitive),
+        ("--ter-no-punct", args.ter_no_punct),
+        ("--ter-normalized", args.ter_normalized),
+        ("--ter-asian-support", args.ter_asian_support),
+    ];
+    for (flag, given) in bleu_only {
+        if given && !has(MetricArg::Bleu) {
+            bail!("{flag} applies to BLEU, which --metrics does not include");
         }
     }
+    for (flag, given) in ter_only {
+        if given && !has(MetricArg::Ter) {
+            bail!("{flag} applies to TER, which --metrics does not include");
+        }
+    }
+    if args.chrf_word_order.is_some() && !has(MetricArg::Chrf) {
+        bail!("--chrf-word-order applies to chrF, which --metrics does not include");
+    }
+    if args.lowercase && !has(MetricArg::Bleu) && !has(MetricArg::Chrf) {
+        bail!("--lowercase applies to BLEU and chrF; TER lowercases unless --ter-case-sensitive");
+    }
+    Ok(())
+}
+
+/// The statistical test, checked against the number of systems and modes.
+fn test_of(args: &EvaluateArgs) -> Result<Test> {
+    let systems = if args.model.is_some() {
+        1
+    } else {
+        args.hyp.len()
+    };
+    let given = [
+        (
+            "--confidence-n",
+            args.confidence_n.is_some(),
+            args.confidence,
+        ),
+        ("--paired-bs-n", args.paired_bs_n.is_some(), args.paired_bs),
+        ("--paired-ar-n", args.paired_ar_n.is_some(), args.paired_ar),
+    ];
+    for (flag, set, enabled) in given {
+        if set && !enabled {
+            let test = flag.trim_end_matches("-n");
+            bail!("{flag} needs {test}");
+        }
+    }
+    let any_test = args.confidence || args.paired_bs || args.paired_ar;
+    if args.seed.is_some() && !any_test {
+        bail!("--seed applies to --confidence, --paired-bs and --paired-ar");
+    }
+    if args.sentence_level && any_test {
+        bail!("statistical tests are not available with --sentence-level");
+    }
+    if args.sentence_level && systems > 1 {
+        bail!("--sentence-level scores one system; {systems} --hyp files were given");
+    }
+    let positive = |flag: &str, n: Option<usize>, default: usize| match n {
+        Some(0) => bail!("{flag} must be at least 1"),
+        n => Ok(n.unwrap_or(default)),
+    };
+    if args.paired_bs || args.paired_ar {
+        if systems < 2 {
+            bail!(
+                "paired tests compare several systems: give a baseline and at least one more --hyp"
+            );
+        }
+        if args.confidence {
+            bail!("--confidence is for one system; --paired-bs reports intervals for each");
+        }
+        return Ok(Test::Paired(if args.paired_bs {
+            PairedTest::Bootstrap(positive("--paired-bs-n", args.paired_bs_n, 1000)?)
+        } else {
+            PairedTest::Randomization(positive("--paired-ar-n", args.paired_ar_n, 10000)?)
+        }));
+    }
+    if args.confidence {
+        if systems > 1 {
+            bail!(
+                "--confidence is for one system; compare several with --paired-bs or --paired-ar"
+            );
+        }
+        return Ok(Test::Confidence(positive(
+            "--confidence-n",
+            args.confidence_n,
+            1000,
+        )?));
+    }
+    Ok(Test::None)
+}
+
+/// The seed: `--seed`, else `$SACREBLEU_SEED`, else 12345; `none` draws one.
+fn seed_of(flag: Option<&str>) -> Result<Seed> {
+    let (text, source) = match flag {
+        Some(text) => (text.to_string(), "--seed"),
+        None => match std::env::var("SACREBLEU_SEED") {
+            Ok(text) => (text, "SACREBLEU_SEED"),
+            Err(_) => (DEFAULT_SEED.to_string(), "the default seed"),
+        },
+    };
+    if text.eq_ignore_ascii_case("none") {
+        use std::hash::{BuildHasher, Hasher};
+        let value = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        return Ok(Seed {
+            value,
+            label: "none".to_string(),
+        });
+    }
+    let value = text
+        .trim()
+        .parse::<u64>()
+        .with_context(|| format!("{source}: {text:?} is not a non-negative integer or `none`"))?;
+    Ok(Seed {
+        value,
+        label: value.to_string(),
+    })
 }
 
 /// Runs `rnnsearch evaluate`.
 pub fn run(args: EvaluateArgs) -> Result<()> {
-    let stdin_uses = std::iter::once(&args.hyp)
-        .chain(std::iter::once(&args.src))
-        .flatten()
+    let stdin_uses = args
+        .hyp
+        .iter()
+        .chain(&args.src)
         .chain(&args.refs)
         .filter(|p| p.as_os_str() == "-")
         .count();
     if stdin_uses > 1 {
         bail!("only one input can be read from stdin (`-`)");
     }
-    let opts = ScoreOptions::from_args(&args);
-    let (hyp_label, hyps) = match &args.hyp {
-        Some(path) => (label(path), read_lines(path)?),
-        None => (
-            "model output".to_string(),
-            crate::translate::hypotheses_for_evaluate(&args)?,
-        ),
+    let opts = ScoreOptions::from_args(&args)?;
+    let systems = if args.hyp.is_empty() {
+        vec![System {
+            name: "model output".to_string(),
+            lines: crate::translate::hypotheses_for_evaluate(&args)?,
+        }]
+    } else {
+        read_systems(&args.hyp)?
     };
     let refs = read_references(&args.refs)?;
     let labels: Vec<String> = args.refs.iter().map(|p| label(p)).collect();
     let labelled: Vec<(&str, &Vec<String>)> =
         labels.iter().map(String::as_str).zip(&refs).collect();
-    check_line_counts((&hyp_label, &hyps), &labelled)?;
-    if hyps.is_empty() {
-        bail!("{hyp_label} has no lines: nothing to score");
+    for system in &systems {
+        check_line_counts((&system.name, &system.lines), &labelled)?;
+        if system.lines.is_empty() {
+            bail!("{} has no lines: nothing to score", system.name);
+        }
     }
     let mut out = BufWriter::new(io::stdout().lock());
-    score_and_print(&hyps, &refs, &opts, &mut out)?;
+    score_and_print(&systems, &refs, &opts, &mut out)?;
     out.flush().context("writing scores to stdout")?;
     Ok(())
+}
+
+/// Reads every hypothesis file; a file given twice is an error.
+fn read_systems(paths: &[PathBuf]) -> Result<Vec<System>> {
+    let mut systems: Vec<System> = Vec::new();
+    for path in paths {
+        let name = label(path);
+        if systems.iter().any(|s| s.name == name) {
+            bail!("--hyp {name} is given twice");
+        }
+        systems.push(System {
+            lines: read_lines(path)?,
+            name,
+        });
+    }
+    Ok(systems)
 }
 
 /// Reads every reference file (`-` = stdin).
@@ -260,137 +451,11 @@ fn label(path: &Path) -> String {
     }
 }
 
-/// Scores `hyps` against reference streams `refs` (one stream per
-/// reference, each as long as `hyps`) and prints the result to `out`.
-pub fn score_and_print(
-    hyps: &[String],
-    refs: &[Vec<String>],
-    opts: &ScoreOptions,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let mut bleu = Bleu::new(opts.bleu.clone())?;
-    let mut chrf = Chrf::new(opts.chrf.clone())?;
-    if opts.sentence_level {
-        for (i, hyp) in hyps.iter().enumerate() {
-            let seg_refs: Vec<&str> = refs.iter().map(|r| r[i].as_str()).collect();
-            for metric in &opts.metrics {
-                let line = match metric {
-                    MetricArg::Bleu => {
-                        let stats = bleu.segment_statistics(hyp, &seg_refs);
-                        bleu_line(&bleu.score(&stats, refs.len()), opts.format, Some(i + 1))
-                    }
-                    MetricArg::Chrf => {
-                        let stats = chrf.segment_statistics(hyp, &seg_refs);
-                        chrf_line(&chrf.score(&stats, refs.len()), opts.format, Some(i + 1))
-                    }
-                };
-                writeln!(out, "{line}").context("writing scores")?;
-            }
-        }
-        return Ok(());
-    }
-    let mut lines = Vec::new();
-    for metric in &opts.metrics {
-        lines.push(match metric {
-            MetricArg::Bleu => bleu_line(&bleu.corpus_score(hyps, refs)?, opts.format, None),
-            MetricArg::Chrf => chrf_line(&chrf.corpus_score(hyps, refs)?, opts.format, None),
-        });
-    }
-    if opts.format == FormatArg::Text {
-        align_on_equals(&mut lines);
-    }
-    for line in lines {
-        writeln!(out, "{line}").context("writing scores")?;
-    }
-    Ok(())
-}
-
-/// Right-aligns the part before ` = ` across lines, as sacreBLEU does when
-/// it prints several metrics.
-fn align_on_equals(lines: &mut [String]) {
-    // Names and signatures are ASCII, so byte offsets are columns.
-    let width = lines
-        .iter()
-        .filter_map(|l| l.find(" = "))
-        .max()
-        .unwrap_or(0);
-    for line in lines.iter_mut() {
-        if let Some(i) = line.find(" = ") {
-            line.insert_str(0, &" ".repeat(width - i));
-        }
-    }
-}
-
-fn bleu_line(score: &BleuScore, format: FormatArg, segment: Option<usize>) -> String {
-    match format {
-        FormatArg::Text => score.to_string(),
-        FormatArg::Json => {
-            let mut fields = json_head(segment, score.name(), score.score, &score.signature);
-            fields.extend([
-                ("verbose_score", Value::from(score.verbose())),
-                ("counts", Value::from(score.counts.to_vec())),
-                ("totals", Value::from(score.totals.to_vec())),
-                ("precisions", Value::from(score.precisions.to_vec())),
-                ("bp", Value::from(score.bp)),
-                ("ratio", Value::from(score.ratio)),
-                ("sys_len", Value::from(score.sys_len)),
-                ("ref_len", Value::from(score.ref_len)),
-            ]);
-            json_object(fields, &score.signature)
-        }
-    }
-}
-
-fn chrf_line(score: &ChrfScore, format: FormatArg, segment: Option<usize>) -> String {
-    match format {
-        FormatArg::Text => score.to_string(),
-        FormatArg::Json => {
-            let mut fields = json_head(segment, &score.name, score.score, &score.signature);
-            fields.extend([
-                ("char_order", Value::from(score.char_order)),
-                ("word_order", Value::from(score.word_order)),
-                ("beta", Value::from(score.beta)),
-            ]);
-            json_object(fields, &score.signature)
-        }
-    }
-}
-
-fn json_head(
-    segment: Option<usize>,
-    name: &str,
-    score: f64,
-    signature: &Signature,
-) -> Vec<(&'static str, Value)> {
-    let mut fields = Vec::new();
-    if let Some(i) = segment {
-        fields.push(("segment", Value::from(i)));
-    }
-    fields.extend([
-        ("name", Value::from(name)),
-        ("score", Value::from(score)),
-        ("signature", Value::from(signature.to_string())),
-    ]);
-    fields
-}
-
-/// One JSON object in field order, followed by the signature's fields as
-/// strings (as sacreBLEU's JSON output has them).
-fn json_object(mut fields: Vec<(&'static str, Value)>, signature: &Signature) -> String {
-    for (key, value) in signature.fields() {
-        fields.push((key, Value::from(value.as_str())));
-    }
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("{}:{v}", Value::from(*k)))
-        .collect();
-    format!("{{{}}}", body.join(","))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use serde_json::Value;
 
     #[derive(Parser, Debug)]
     struct Cli {
@@ -407,11 +472,28 @@ mod tests {
     }
 
     fn render(argv: &[&str], hyps: &[&str], refs: &[&[&str]]) -> String {
-        let opts = ScoreOptions::from_args(&parse(argv).unwrap());
+        render_systems(argv, &[hyps], refs)
+    }
+
+    fn render_systems(argv: &[&str], systems: &[&[&str]], refs: &[&[&str]]) -> String {
+        let opts = ScoreOptions::from_args(&parse(argv).unwrap()).unwrap();
         let refs: Vec<Vec<String>> = refs.iter().map(|r| lines(r)).collect();
+        let systems: Vec<System> = systems
+            .iter()
+            .enumerate()
+            .map(|(k, s)| System {
+                name: format!("sys{k}.txt"),
+                lines: lines(s),
+            })
+            .collect();
         let mut out = Vec::new();
-        score_and_print(&lines(hyps), &refs, &opts, &mut out).unwrap();
+        score_and_print(&systems, &refs, &opts, &mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    fn options_error(argv: &[&str]) -> String {
+        let args = parse(argv).unwrap();
+        format!("{:#}", ScoreOptions::from_args(&args).unwrap_err())
     }
 
     const HYPS: [&str; 3] = [
@@ -434,10 +516,12 @@ mod tests {
     fn defaults() {
         let args = parse(&["--hyp", "h", "--ref", "r"]).unwrap();
         assert_eq!(args.metrics, [MetricArg::Bleu, MetricArg::Chrf]);
-        assert_eq!(args.tokenize, TokenizeArg::Tok13a);
-        assert_eq!(args.smooth, SmoothArg::Exp);
-        assert_eq!((args.beam, args.chrf_word_order), (5, 0));
-        assert_eq!(args.format, FormatArg::Text);
+        let opts = ScoreOptions::from_args(&args).unwrap();
+        assert_eq!(opts.bleu.tokenize, TokenizerKind::Tok13a);
+        assert_eq!(opts.bleu.smooth_method, SmoothMethod::Exp);
+        assert_eq!((args.beam, opts.chrf.word_order, opts.width), (5, 0, 2));
+        assert_eq!(opts.format, FormatArg::Text);
+        assert_eq!(opts.test, Test::None);
         assert_eq!(args.checkpoint, "best");
     }
 
@@ -446,9 +530,9 @@ mod tests {
         let argv = "--hyp - --ref a --ref b --tokenize 13a --smooth add-k --metrics chrf,bleu,chrf";
         let args = parse(&argv.split(' ').collect::<Vec<_>>()).unwrap();
         assert_eq!(args.refs.len(), 2);
-        assert_eq!(args.smooth, SmoothArg::AddK);
+        assert_eq!(args.smooth, Some(SmoothArg::AddK));
         assert_eq!(
-            ScoreOptions::from_args(&args).metrics,
+            ScoreOptions::from_args(&args).unwrap().metrics,
             [MetricArg::Chrf, MetricArg::Bleu]
         );
         assert!(parse(&["--hyp", "h"]).is_err(), "--ref is required");
@@ -462,7 +546,7 @@ mod tests {
             "--model needs --src"
         );
         assert!(parse(&["--model", "m", "--src", "s", "--ref", "r"]).is_ok());
-        assert!(parse(&["--hyp", "h", "--ref", "r", "--tokenize", "zh"]).is_err());
+        assert!(parse(&["--hyp", "h", "--ref", "r", "--tokenize", "zh"]).is_ok());
     }
 
     #[test]
@@ -566,9 +650,124 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(objects.len(), 6);
-        assert_eq!(objects[5]["segment"], 3);
-        assert_eq!(objects[5]["name"], "chrF2");
+        assert_eq!(objects.len(), 3, "one object per segment");
+        assert_eq!(objects[2]["segment"], 3);
+        assert_eq!(objects[2]["chrF2"]["name"], "chrF2");
+        let bleu = objects[0]["BLEU"]["score"].as_f64().unwrap();
+        assert!((bleu - 100.0).abs() < 1e-9, "{bleu}");
+    }
+
+    #[test]
+    fn options_that_do_not_apply_are_errors() {
+        fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+            ["--hyp", "h", "--ref", "r"]
+                .iter()
+                .chain(extra)
+                .copied()
+                .collect()
+        }
+        for (extra, needle) in [
+            (
+                &["--metrics", "chrf", "--tokenize", "intl"][..],
+                "--tokenize applies to BLEU",
+            ),
+            (
+                &["--metrics", "bleu", "--ter-normalized"][..],
+                "--ter-normalized applies to TER",
+            ),
+            (
+                &["--metrics", "bleu", "--chrf-word-order", "2"][..],
+                "--chrf-word-order",
+            ),
+            (
+                &["--metrics", "ter", "--lowercase"][..],
+                "--ter-case-sensitive",
+            ),
+            (&["--smooth", "exp", "--smooth-value", "2"][..], "not exp"),
+            (
+                &["--confidence-n", "10"][..],
+                "--confidence-n needs --confidence",
+            ),
+            (&["--paired-bs"][..], "give a baseline"),
+            (
+                &["--confidence", "--sentence-level"][..],
+                "--sentence-level",
+            ),
+            (&["--seed", "3"][..], "--seed applies"),
+            (
+                &["--confidence", "--seed", "x"][..],
+                "not a non-negative integer",
+            ),
+            (&["--confidence", "--confidence-n", "0"][..], "at least 1"),
+        ] {
+            let err = options_error(&with(extra));
+            assert!(err.contains(needle), "{extra:?}: {err}");
+        }
+        let several = ["--hyp", "a", "b", "--ref", "r", "--confidence"];
+        assert!(options_error(&several).contains("--paired-bs"));
+    }
+
+    #[test]
+    fn ter_and_confidence_lines() {
+        let text = render(
+            &[
+                "--hyp",
+                "h",
+                "--ref",
+                "a",
+                "--metrics",
+                "bleu,ter",
+                "--confidence",
+            ],
+            &HYPS,
+            &[&REF1],
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].contains("BLEU|nrefs:1|bs:1000|seed:12345|case:mixed|"),
+            "{text}"
+        );
+        assert!(lines[0].contains(" (μ = "), "{text}");
+        assert!(
+            lines[1].trim_start().starts_with(
+                "TER|nrefs:1|bs:1000|seed:12345|case:lc|tok:tercom|norm:no|punct:yes|asian:no|"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn paired_test_prints_a_table_and_json() {
+        let worse = ["The dog.", "It was.", "A man."];
+        let argv = [
+            "--hyp",
+            "a",
+            "b",
+            "--ref",
+            "r",
+            "--paired-ar",
+            "--paired-ar-n",
+            "200",
+        ];
+        let text = render_systems(&argv, &[&HYPS, &worse], &[&REF1]);
+        assert!(text.starts_with("╒"), "{text}");
+        assert!(text.contains("Baseline: sys0.txt"), "{text}");
+        assert!(text.contains("(p = "), "{text}");
+        assert!(text.contains("Paired approximate randomization test with 200 trials"));
+        assert!(text.contains("nrefs:1|ar:200|seed:12345|case:mixed|eff:no|tok:13a"));
+        let mut json_args = argv.to_vec();
+        json_args.extend(["--format", "json"]);
+        let json = render_systems(&json_args, &[&HYPS, &worse], &[&REF1]);
+        let objects: Vec<Value> = json
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0]["system"], "Baseline: sys0.txt");
+        assert!(objects[0]["BLEU"]["p_value"].is_null());
+        let p = objects[1]["chrF2"]["p_value"].as_f64().unwrap();
+        assert!(p > 0.0 && p <= 1.0);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod backend;
 mod bench;
 mod evaluate;
 mod output;
+mod scoring;
 mod train;
 mod translate;
 
@@ -64,10 +65,11 @@ enum Command {
     Train(train::TrainArgs),
     /// Translate text files with a trained model, greedy or beam search
     Translate(translate::TranslateArgs),
-    /// Score translations with BLEU and chrF (sacreBLEU-compatible)
+    /// Score translations with BLEU, chrF and TER (sacreBLEU-compatible)
     ///
-    /// With --hyp, scores a hypothesis file against one or more references. With --model
-    /// and --src, translates first, then scores.
+    /// With --hyp, scores hypothesis files against one or more references. With --model
+    /// and --src, translates first, then scores. --confidence adds bootstrap confidence
+    /// intervals; --paired-bs or --paired-ar test every --hyp against the first.
     Evaluate(evaluate::EvaluateArgs),
     /// Draw the alignment weights of translations as heat-maps
     ///

@@ -5,6 +5,7 @@ mod tok_13a;
 mod tok_char;
 mod tok_intl;
 mod tok_none;
+mod tok_zh;
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +14,9 @@ pub use tok_13a::Tokenizer13a;
 pub use tok_char::TokenizerChar;
 pub use tok_intl::TokenizerIntl;
 pub use tok_none::TokenizerNone;
+pub use tok_zh::TokenizerZh;
+
+pub(crate) use tok_13a::{bytes_to_string, pad_periods_commas_dashes, pad_punctuation};
 
 use crate::Error;
 
@@ -48,13 +52,17 @@ pub enum TokenizerKind {
     Char,
     /// `none`: split on whitespace only.
     None,
+    /// `zh`: Chinese characters (and sacreBLEU's other ranges) split
+    /// apart, the rest as 13a's substitutions.
+    Zh,
 }
 
 impl TokenizerKind {
     /// All kinds, in sacreBLEU's listing order.
-    pub const ALL: [TokenizerKind; 4] = [Self::None, Self::Tok13a, Self::Intl, Self::Char];
+    pub const ALL: [TokenizerKind; 5] =
+        [Self::None, Self::Zh, Self::Tok13a, Self::Intl, Self::Char];
 
-    /// The sacreBLEU name (`13a`, `intl`, `char`, `none`).
+    /// The sacreBLEU name (`13a`, `intl`, `char`, `none`, `zh`).
     pub fn name(self) -> &'static str {
         self.tokenizer().signature()
     }
@@ -66,6 +74,7 @@ impl TokenizerKind {
             Self::Intl => &TokenizerIntl,
             Self::Char => &TokenizerChar,
             Self::None => &TokenizerNone,
+            Self::Zh => &TokenizerZh,
         }
     }
 }
@@ -109,7 +118,8 @@ mod tests {
             assert_eq!(kind.name().parse::<TokenizerKind>().unwrap(), kind);
         }
         assert_eq!(TokenizerKind::default().to_string(), "13a");
-        assert!("zh".parse::<TokenizerKind>().is_err());
+        assert_eq!("zh".parse::<TokenizerKind>().unwrap(), TokenizerKind::Zh);
+        assert!("ja-mecab".parse::<TokenizerKind>().is_err());
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! 3. `([\.,])([^0-9])` → ` \1 \2` (period/comma not before a digit)
 //! 4. `([0-9])(-)` → `\1 \2 ` (dash after a digit)
 //!
-//! and finally collapse whitespace. Each substitution is a left-to-right,
+//! and finally collapse whitespace. The substitutions and the whitespace
+//! collapse are sacreBLEU's `TokenizerRegexp`, shared with the `zh`
+//! tokenizer ([`regexp_post_process`]) and, in pieces, with TER's Tercom
+//! normalisation. Each substitution is a left-to-right,
 //! non-overlapping scan; the two-character patterns only test ASCII bytes
 //! (digits, `.`, `,`, `-`), which never occur inside a multi-byte UTF-8
 //! sequence, so scanning bytes gives exactly the matches Python finds
@@ -30,20 +33,37 @@ impl Tokenizer for Tokenizer13a {
     }
 
     fn tokenize_into(&self, line: &str, out: &mut String) {
-        let line = normalize(line);
-        let mut a = Vec::with_capacity(line.len() * 2 + 8);
-        pad_punctuation(line.as_bytes(), &mut a);
-        let mut b = Vec::with_capacity(a.len() + 16);
-        pad_after_pairs(&a, &mut b, is_period_comma, |x| !x.is_ascii_digit());
-        a.clear();
-        pad_before_pairs(&b, &mut a, is_period_comma, |y| !y.is_ascii_digit());
-        b.clear();
-        pad_after_pairs(&a, &mut b, |y| y == b'-', |x| x.is_ascii_digit());
-        // Only ASCII spaces were inserted next to ASCII bytes: still UTF-8.
-        let text = String::from_utf8(b)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        join_words(&text, out);
+        regexp_post_process(&normalize(line), true, out);
     }
+}
+
+/// sacreBLEU's `TokenizerRegexp`: substitutions 1–4, then whitespace
+/// collapsed, into `out`. `pad` first surrounds `line` with one space on
+/// each side (13a's own step, fused here to save a copy); `zh` passes its
+/// line unpadded, which matters: `.5` stays `.5` there but 13a gives `. 5`.
+pub(super) fn regexp_post_process(line: &str, pad: bool, out: &mut String) {
+    let mut a = Vec::with_capacity(line.len() * 2 + 8);
+    pad_punctuation(line.as_bytes(), pad, &mut a);
+    let mut b = Vec::with_capacity(a.len() + 16);
+    pad_periods_commas_dashes(&mut a, &mut b);
+    join_words(&bytes_to_string(a), out);
+}
+
+/// The bytes of a substituted line as text. Only ASCII spaces were
+/// inserted next to ASCII bytes, so valid UTF-8 stays valid.
+pub(crate) fn bytes_to_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Substitutions 2, 3 and 4 in turn, on `a` in place (`b` is scratch).
+pub(crate) fn pad_periods_commas_dashes(a: &mut Vec<u8>, b: &mut Vec<u8>) {
+    b.clear();
+    pad_after_pairs(a, b, is_period_comma, |x| !x.is_ascii_digit());
+    a.clear();
+    pad_before_pairs(b, a, is_period_comma, |y| !y.is_ascii_digit());
+    b.clear();
+    pad_after_pairs(a, b, |y| y == b'-', |x| x.is_ascii_digit());
+    std::mem::swap(a, b);
 }
 
 /// The language-independent part: `<skipped>`, line breaks, entities.
@@ -78,9 +98,12 @@ fn is_period_comma(b: u8) -> bool {
     b == b'.' || b == b','
 }
 
-/// Pads the line with a space on both sides and applies substitution 1.
-fn pad_punctuation(line: &[u8], out: &mut Vec<u8>) {
-    out.push(b' ');
+/// Applies substitution 1 to `line`, appending to `out`; with `pad`, to
+/// ` {line} ` (13a's and Tercom's padding).
+pub(crate) fn pad_punctuation(line: &[u8], pad: bool, out: &mut Vec<u8>) {
+    if pad {
+        out.push(b' ');
+    }
     let mut done = 0;
     for (p, &b) in line.iter().enumerate() {
         if is_13a_punct(b) {
@@ -90,7 +113,9 @@ fn pad_punctuation(line: &[u8], out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&line[done..]);
-    out.push(b' ');
+    if pad {
+        out.push(b' ');
+    }
 }
 
 /// `(x)(anchor)` → `x anchor ` (substitutions 2 and 4): a left-to-right,
@@ -147,7 +172,12 @@ mod tests {
     /// substitution (the reference this byte scanner must equal).
     fn reference(line: &str) -> String {
         let line = normalize(line);
-        let mut s = format!(" {line} ");
+        reference_regexp(&format!(" {line} "))
+    }
+
+    /// sacreBLEU's `TokenizerRegexp` with the regex crate.
+    fn reference_regexp(line: &str) -> String {
+        let mut s = line.to_string();
         thread_local! {
             static COMPILED: Vec<Regex> = SUBS.iter().map(|(p, _)| Regex::new(p).unwrap()).collect();
         }
@@ -197,6 +227,9 @@ mod tests {
                 line.push(alphabet[(s >> 33) as usize % alphabet.len()]);
             }
             assert_eq!(tok(&line), reference(&line), "line {line:?}");
+            let mut unpadded = String::new();
+            regexp_post_process(&line, false, &mut unpadded);
+            assert_eq!(unpadded, reference_regexp(&line), "line {line:?}");
         }
     }
 }
