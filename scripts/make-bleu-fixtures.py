@@ -77,6 +77,20 @@ EDGE = [
     ("Line with CRLF ending", "Line with CRLF ending", "line with crlf"),
 ]
 
+# One-word lines (and a few with nothing), where every n-gram order above 1 is empty.
+ONE_WORD = [
+    ("Yes", "Yes", "Yes ."),
+    ("No", "Nope", "no"),
+    ("", "Hello", "Hi"),
+    ("Hund", "Hund", "Der Hund"),
+    ("Ja.", "Ja", "Ja !"),
+    ("a", "b", "a"),
+    ("Straße", "STRASSE", "Strasse"),
+    ("。", "。", "！"),
+    ("42", "42.", "forty-two"),
+    ("word", "", "word"),
+]
+
 CJK = [
     ("我爱自然语言处理。", "我喜欢自然语言处理。", "我热爱自然语言处理！"),
     ("机器翻译的质量越来越好了。", "机器翻译的质量变得越来越好。", "机器翻译质量越来越高。"),
@@ -131,6 +145,11 @@ def make_texts(out, multi30k):
     write_stream(out, "edge.ref1.txt", [r for _, r, _ in EDGE])
     write_stream(out, "edge.ref2.txt", [r for _, _, r in EDGE])
     sets["edge"] = ("edge.hyp.txt", ["edge.ref1.txt", "edge.ref2.txt"])
+
+    write_stream(out, "oneword.hyp.txt", [h for h, _, _ in ONE_WORD])
+    write_stream(out, "oneword.ref1.txt", [r for _, r, _ in ONE_WORD])
+    write_stream(out, "oneword.ref2.txt", [r for _, _, r in ONE_WORD])
+    sets["oneword"] = ("oneword.hyp.txt", ["oneword.ref1.txt", "oneword.ref2.txt"])
 
     write_stream(out, "cjk.hyp.txt", [h for h, _, _ in CJK])
     write_stream(out, "cjk.ref1.txt", [r for _, r, _ in CJK])

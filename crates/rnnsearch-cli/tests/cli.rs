@@ -189,3 +189,116 @@ fn bench_trains_and_decodes_with_both_engines() {
         );
     }
 }
+
+/// Three small systems and a reference in `dir`.
+fn write_systems(dir: &std::path::Path) {
+    let reference = "The dog bit the man.\nIt was not unexpected.\nThe man bit him first.\n";
+    std::fs::write(dir.join("ref.txt"), reference).unwrap();
+    std::fs::write(dir.join("base.txt"), reference.replace("bit", "bites")).unwrap();
+    std::fs::write(dir.join("sys1.txt"), "The dog.\nIt was.\nA man bit.\n").unwrap();
+    std::fs::write(dir.join("sys2.txt"), reference).unwrap();
+}
+
+#[test]
+fn evaluate_compares_systems_with_a_paired_test() {
+    let dir = tempfile::tempdir().unwrap();
+    write_systems(dir.path());
+    let out = run(rnnsearch().current_dir(dir.path()).args([
+        "evaluate",
+        "--hyp",
+        "base.txt",
+        "sys1.txt",
+        "sys2.txt",
+        "--ref",
+        "ref.txt",
+        "--metrics",
+        "bleu,chrf,ter",
+        "--paired-bs",
+        "--paired-bs-n",
+        "100",
+    ]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("Baseline: base.txt"), "{text}");
+    assert!(text.contains("BLEU (μ ± 95% CI)") && text.contains("TER (μ ± 95% CI)"));
+    assert!(text.contains("Paired bootstrap resampling test with 100 resampling trials"));
+    assert_eq!(
+        text.matches("(p = ").count(),
+        6,
+        "two systems, three metrics: {text}"
+    );
+    assert!(
+        text.contains("nrefs:1|bs:100|seed:12345|case:lc|tok:tercom|"),
+        "{text}"
+    );
+}
+
+#[test]
+fn evaluate_reports_bad_input_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_systems(dir.path());
+    std::fs::write(dir.path().join("short.txt"), "one line\n").unwrap();
+    std::fs::write(dir.path().join("empty.txt"), "").unwrap();
+    std::fs::write(dir.path().join("bad.txt"), b"fine\n\xff\nfine\n").unwrap();
+    let evaluate = |args: &[&str]| {
+        let out = run(rnnsearch()
+            .current_dir(dir.path())
+            .arg("evaluate")
+            .args(args));
+        assert!(!out.status.success(), "{args:?} should fail");
+        stderr(&out)
+    };
+    let err = evaluate(&[
+        "--hyp",
+        "base.txt",
+        "short.txt",
+        "--ref",
+        "ref.txt",
+        "--paired-ar",
+    ]);
+    assert!(
+        err.contains("short.txt has 1 lines, ref.txt has 3"),
+        "{err}"
+    );
+    let err = evaluate(&["--hyp", "empty.txt", "--ref", "empty.txt"]);
+    assert!(err.contains("empty.txt has no lines"), "{err}");
+    let err = evaluate(&["--hyp", "base.txt", "bad.txt", "--ref", "ref.txt"]);
+    assert!(err.contains("bad.txt: line 2 is not valid UTF-8"), "{err}");
+    let err = evaluate(&["--hyp", "base.txt", "--ref", "ref.txt", "--ter-no-punct"]);
+    assert!(err.contains("--ter-no-punct applies to TER"), "{err}");
+    let err = evaluate(&["--hyp", "base.txt", "--ref", "ref.txt", "--paired-bs"]);
+    assert!(
+        err.contains("give a baseline and at least one more --hyp"),
+        "{err}"
+    );
+}
+
+#[test]
+fn evaluate_sentence_level_json_has_one_line_per_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    write_systems(dir.path());
+    let out = run(rnnsearch().current_dir(dir.path()).args([
+        "evaluate",
+        "--hyp",
+        "sys1.txt",
+        "--ref",
+        "ref.txt",
+        "--metrics",
+        "bleu,chrf,ter",
+        "--sentence-level",
+        "--format",
+        "json",
+    ]));
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["segment"], i + 1);
+        for metric in ["BLEU", "chrF2", "TER"] {
+            assert!(line[metric]["score"].is_number(), "{line}");
+        }
+    }
+}
