@@ -98,17 +98,24 @@ seconds() { # wall seconds of one run of "$@"
 }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-: >"$work/t_ours"
-: >"$work/t_theirs"
-for ((i = 1; i <= RUNS; i++)); do
-    seconds "${ours[@]}" >>"$work/t_ours"
-    seconds "${theirs[@]}" >>"$work/t_theirs"
-done
-t_ours=$(median <"$work/t_ours")
-t_theirs=$(median <"$work/t_theirs")
-printf 'rnnsearch evaluate: %.3f s (median of %d)\n' "$t_ours" "$RUNS"
-printf 'sacrebleu:          %.3f s (median of %d)\n' "$t_theirs" "$RUNS"
-printf 'speed-up:           %.1fx\n' "$(awk -v a="$t_theirs" -v b="$t_ours" 'BEGIN { print a / b }')"
+# race: times the commands in the arrays ours and theirs RUNS times each, alternating, and prints
+# the medians and their ratio
+race() {
+    local t_ours t_theirs
+    : >"$work/t_ours"
+    : >"$work/t_theirs"
+    for ((i = 1; i <= RUNS; i++)); do
+        seconds "${ours[@]}" >>"$work/t_ours"
+        seconds "${theirs[@]}" >>"$work/t_theirs"
+    done
+    t_ours=$(median <"$work/t_ours")
+    t_theirs=$(median <"$work/t_theirs")
+    printf 'rnnsearch evaluate: %.3f s (median of %d)\n' "$t_ours" "$RUNS"
+    printf 'sacrebleu:          %.3f s (median of %d)\n' "$t_theirs" "$RUNS"
+    printf 'speed-up:           %.1fx\n' "$(awk -v a="$t_theirs" -v b="$t_ours" 'BEGIN { print a / b }')"
+}
+
+race
 
 echo
 echo "paired bootstrap test: baseline and 3 systems, $PAIRED_LINES lines, BLEU chrF TER"
@@ -135,14 +142,4 @@ for mine, want in zip(ours, theirs):
 print("scores, p-values, means and intervals identical to sacreBLEU")
 EOF
 "${ours[@]}"
-: >"$work/t_ours"
-: >"$work/t_theirs"
-for ((i = 1; i <= RUNS; i++)); do
-    seconds "${ours[@]}" >>"$work/t_ours"
-    seconds "${theirs[@]}" >>"$work/t_theirs"
-done
-t_ours=$(median <"$work/t_ours")
-t_theirs=$(median <"$work/t_theirs")
-printf 'rnnsearch evaluate --paired-bs: %.3f s (median of %d)\n' "$t_ours" "$RUNS"
-printf 'sacrebleu --paired-bs:          %.3f s (median of %d)\n' "$t_theirs" "$RUNS"
-printf 'speed-up:                       %.1fx\n' "$(awk -v a="$t_theirs" -v b="$t_ours" 'BEGIN { print a / b }')"
+race

@@ -8,7 +8,7 @@ use crate::ngrams::Matcher;
 use crate::signature::{yes_no, Signature};
 use crate::text::{py_lower, py_rstrip, py_split, Interner};
 use crate::tokenizers::{Tokenizer, TokenizerKind};
-use crate::{check_streams, Error};
+use crate::{per_segment, Error};
 
 pub use crate::smoothing::{compute_bleu, Computed, SmoothMethod};
 
@@ -258,15 +258,9 @@ impl Bleu {
         R: AsRef<str>,
         RS: AsRef<[R]>,
     {
-        check_streams(hyps.len(), refs)?;
-        Ok(hyps
-            .iter()
-            .enumerate()
-            .map(|(i, hyp)| {
-                let seg_refs = refs.iter().map(|stream| stream.as_ref()[i].as_ref());
-                self.segment_stats(hyp.as_ref(), seg_refs)
-            })
-            .collect())
+        per_segment(hyps, refs, |hyp, seg_refs| {
+            self.segment_stats(hyp, seg_refs)
+        })
     }
 
     /// The score of (summed) statistics, with the signature for `nrefs`.

@@ -17,7 +17,7 @@ use std::ops::AddAssign;
 use crate::ngrams::Matcher;
 use crate::signature::{yes_no, Signature};
 use crate::text::{is_py_space, py_lower, py_split, Interner};
-use crate::{check_streams, Error};
+use crate::{per_segment, Error};
 
 /// chrF settings; the default is sacreBLEU's chrF2 (6, 0, beta 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,15 +336,9 @@ impl Chrf {
         R: AsRef<str>,
         RS: AsRef<[R]>,
     {
-        check_streams(hyps.len(), refs)?;
-        Ok(hyps
-            .iter()
-            .enumerate()
-            .map(|(i, hyp)| {
-                let seg_refs = refs.iter().map(|stream| stream.as_ref()[i].as_ref());
-                self.segment_stats(hyp.as_ref(), seg_refs)
-            })
-            .collect())
+        per_segment(hyps, refs, |hyp, seg_refs| {
+            self.segment_stats(hyp, seg_refs)
+        })
     }
 
     /// The score of (summed) statistics, with the signature for `nrefs`.

@@ -87,7 +87,7 @@ impl TerAligner {
     /// ranked shift candidate, if any was evaluated.
     fn best_shift(&mut self, reference: &[u32], checked: &mut usize) -> (i32, Option<Shift>) {
         let distance = self.ed.distance_with_trace(&self.words, reference);
-        self.alignment.from_trace(&self.ed.trace);
+        self.alignment.fill_from_trace(&self.ed.trace);
         let mut best: Option<Shift> = None;
         let (n_hyp, n_ref) = (self.words.len(), reference.len());
         for start_h in 0..n_hyp {
@@ -268,7 +268,7 @@ struct Alignment {
 
 impl Alignment {
     /// Fills the alignment from a trace in forward order.
-    fn from_trace(&mut self, trace: &[Op]) {
+    fn fill_from_trace(&mut self, trace: &[Op]) {
         self.align.clear();
         self.hyp_err.clear();
         self.ref_err.clear();

@@ -216,28 +216,3 @@ mod tests {
         assert_eq!(tok("ひらがな", [true, false, true, false]), "ひらがな");
     }
 }
-
-#[cfg(test)]
-mod throwaway_scale_check {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn tercom_matches_sacrebleu_dump() {
-        let text = std::fs::read_to_string("/tmp/ter/tok.json").unwrap();
-        let data: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let lines = data["lines"].as_array().unwrap();
-        let mut checked = 0;
-        for (key, outs) in data["ter"].as_object().unwrap() {
-            let b: Vec<bool> = key.chars().map(|c| c == '1').collect();
-            let t = TercomTokenizer { normalized: b[0], no_punct: b[1], asian_support: b[2], case_sensitive: b[3] };
-            let mut out = String::new();
-            for (line, want) in lines.iter().zip(outs.as_array().unwrap()) {
-                t.tokenize_into(crate::text::py_rstrip(line.as_str().unwrap()), &mut out);
-                assert_eq!(out, want.as_str().unwrap(), "{key} {line:?}");
-                checked += 1;
-            }
-        }
-        println!("tercom checked {checked}");
-    }
-}

@@ -123,6 +123,12 @@ mod tests {
             ("ｈｅｌｌｏ，世界！", "ｈ ｅ ｌ ｌ ｏ ， 世 界 ！"),
             ("\u{3000}x\u{3000}", "x"),
             ("", ""),
+            ("a\u{20000}b", "a\u{20000}b"),
+            ("x™y", "x ™ y"),
+            ("x\u{2a6d}y\u{2a6e}z", "x \u{2a6d} y\u{2a6e}z"),
+            ("Ｕ．Ｓ．1.5", "Ｕ ． Ｓ ． 1.5"),
+            ("他说：“OK。”", "他 说 ： “ OK 。 ”"),
+            ("AT&T 3-4 $5.00.", "AT & T 3 - 4 $ 5.00."),
         ];
         for (line, expected) in cases {
             assert_eq!(tok(line), expected, "line {line:?}");
