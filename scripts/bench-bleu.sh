@@ -6,7 +6,7 @@
 # 2. a paired test: a baseline and three systems over PAIRED_LINES lines
 #    (default 3,000), BLEU, chrF and TER with --paired-bs.
 #
-# Each part first checks that both tools give the same numbers (part 2:
+# Each part first checks that both tools print the same numbers (part 2:
 # every score, p-value, bootstrap mean and interval), then times each whole
 # command RUNS times (alternating) and prints the median wall times and
 # their ratio.
@@ -123,23 +123,19 @@ p="$work/paired"
 make_corpus "$PAIRED_LINES" "$p" 4
 ours=("$BIN" evaluate --hyp "$p"/sys{0,1,2,3}.txt --ref "$p/ref.txt" --metrics bleu,chrf,ter
       --paired-bs)
-theirs=("$SACREBLEU" "$p/ref.txt" -i "$p"/sys{0,1,2,3}.txt -m bleu chrf ter --paired-bs -w 2)
-"${ours[@]}" --format json >"$p/ours.json"
-"${theirs[@]}" -f json 2>/dev/null >"$p/theirs.json"
-python3 - "$p/ours.json" "$p/theirs.json" <<'EOF'
-import json, sys
-ours = [json.loads(line) for line in open(sys.argv[1])]
-theirs = json.load(open(sys.argv[2]))
-assert len(ours) == len(theirs), (len(ours), len(theirs))
-for mine, want in zip(ours, theirs):
-    for metric, result in want.items():
-        if metric == "system":
-            continue
-        got = mine[metric]
-        for key in ("score", "mean", "ci"):
-            assert abs(got[key] - result[key]) < 1e-9, (mine["system"], metric, key, got, result)
-        assert got["p_value"] == result["p_value"], (mine["system"], metric, got, result)
-print("scores, p-values, means and intervals identical to sacreBLEU")
-EOF
+theirs=("$SACREBLEU" "$p/ref.txt" -i "$p"/sys{0,1,2,3}.txt -m bleu chrf ter --paired-bs -w 2
+        -f text --no-color)
+# sacreBLEU 2.6.0's `-f json` fails on paired bootstrap results (float32 is not JSON
+# serialisable), so the tables are compared: every score, mean, interval and p-value as
+# printed. The legend differs in one line on purpose (no colours here), the version by design.
+normalise() { sed -e 's/version:[^ ]*//' -e '/Otherwise, the p-values are/d'; }
+"${ours[@]}" | normalise >"$p/ours.txt"
+"${theirs[@]}" 2>/dev/null | normalise >"$p/theirs.txt"
+if ! diff -q "$p/ours.txt" "$p/theirs.txt" >/dev/null; then
+    echo "error: the paired test differs from sacreBLEU's:" >&2
+    diff "$p/ours.txt" "$p/theirs.txt" >&2 || true
+    exit 1
+fi
+echo "every score, interval and p-value as sacreBLEU prints them"
 "${ours[@]}"
 race

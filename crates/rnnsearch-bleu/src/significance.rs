@@ -209,100 +209,147 @@ fn p_value(stats: &[f64], single: bool, actual: f64) -> f64 {
     (c + 1) as f64 / (stats.len() + 1) as f64
 }
 
-/// The baseline's row in a paired test: its score and, for the paired
-/// bootstrap, its own bootstrap estimate.
-pub fn paired_baseline(
-    metric: &dyn Resample,
-    baseline: &StatRows,
+/// The draws of a paired test, made once and shared by every metric and
+/// system: sacreBLEU seeds a new generator with the same seed for each
+/// system, so every comparison sees the same resamples or swaps.
+pub struct PairedDraws {
     test: PairedTest,
     seed: u64,
-) -> PairedResult {
-    let confidence = match test {
-        PairedTest::Bootstrap(n) => {
-            let indices = resample_indices(seed, n, baseline.len());
-            let scores = resampled_scores(metric, baseline, &indices);
-            Some(estimate_ci(&scores, MeanKind::Numpy))
+    len: usize,
+    /// Bootstrap: `n × len` segment indices; randomization: `n × len` swaps.
+    indices: Vec<usize>,
+    swaps: Vec<bool>,
+}
+
+impl PairedDraws {
+    /// The draws of `test` over `len` segments.
+    pub fn new(test: PairedTest, seed: u64, len: usize) -> Self {
+        let (indices, swaps) = match test {
+            PairedTest::Bootstrap(n) => (resample_indices(seed, n, len), Vec::new()),
+            PairedTest::Randomization(n) => (Vec::new(), Pcg64::new(seed).bools(n * len)),
+        };
+        PairedDraws {
+            test,
+            seed,
+            len,
+            indices,
+            swaps,
         }
-        PairedTest::Randomization(_) => None,
-    };
-    PairedResult {
-        score: metric.score(&baseline.sum()),
-        p_value: None,
-        confidence,
+    }
+
+    /// The test these draws are for.
+    pub fn test(&self) -> PairedTest {
+        self.test
+    }
+
+    /// The seed the draws were made with.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 }
 
-/// One system against the baseline (the same segments, the same metric).
-pub fn paired_system(
+/// A paired test of one metric: `systems[0]` is the baseline, every other
+/// system is compared with it. The first result is the baseline's own (its
+/// score and, for the bootstrap, its interval); the others carry p-values.
+pub fn paired_test(
     metric: &dyn Resample,
-    baseline: &StatRows,
-    system: &StatRows,
-    test: PairedTest,
-    seed: u64,
-) -> PairedResult {
+    systems: &[StatRows],
+    draws: &PairedDraws,
+) -> Vec<PairedResult> {
+    let baseline = &systems[0];
+    assert_eq!(baseline.len(), draws.len, "draws made for another length");
     let base_score = metric.score(&baseline.sum());
-    let score = metric.score(&system.sum());
-    let actual = (base_score - score).abs();
-    match test {
-        PairedTest::Bootstrap(n) => {
-            let indices = resample_indices(seed, n, baseline.len());
-            let (base, base_single) = as_array(&resampled_scores(metric, baseline, &indices));
-            let sys_scores = resampled_scores(metric, system, &indices);
-            let confidence = estimate_ci(&sys_scores, MeanKind::Numpy);
-            let (sys, sys_single) = as_array(&sys_scores);
-            // NumPy subtracts in float32 only when both arrays are float32.
-            let single = sys_single && base_single;
-            let mut diffs: Vec<f64> = sys
-                .iter()
-                .zip(&base)
-                .map(|(s, b)| {
-                    if single {
-                        f64::from((*s as f32 - *b as f32).abs())
-                    } else {
-                        (s - b).abs()
-                    }
-                })
-                .collect();
-            let mean = if single {
-                f64::from(numpy_sum(&diffs, true) as f32 / n as f32)
-            } else {
-                numpy_sum(&diffs, false) / n as f64
-            };
-            for d in &mut diffs {
-                *d = if single {
-                    f64::from(*d as f32 - mean as f32)
-                } else {
-                    *d - mean
-                };
+    let base_resampled = match draws.test {
+        PairedTest::Bootstrap(_) => resampled_scores(metric, baseline, &draws.indices),
+        PairedTest::Randomization(_) => Vec::new(),
+    };
+    let mut results = vec![PairedResult {
+        score: base_score,
+        p_value: None,
+        confidence: (!base_resampled.is_empty())
+            .then(|| estimate_ci(&base_resampled, MeanKind::Numpy)),
+    }];
+    for system in &systems[1..] {
+        let score = metric.score(&system.sum());
+        let actual = (base_score - score).abs();
+        results.push(match draws.test {
+            PairedTest::Bootstrap(_) => {
+                let sys_resampled = resampled_scores(metric, system, &draws.indices);
+                PairedResult {
+                    score,
+                    p_value: Some(bootstrap_p(&base_resampled, &sys_resampled, actual)),
+                    confidence: Some(estimate_ci(&sys_resampled, MeanKind::Numpy)),
+                }
             }
-            PairedResult {
+            PairedTest::Randomization(_) => PairedResult {
                 score,
-                p_value: Some(p_value(&diffs, single, actual)),
-                confidence: Some(confidence),
-            }
-        }
-        PairedTest::Randomization(n) => PairedResult {
-            score,
-            p_value: Some(randomization_p(metric, baseline, system, n, seed, actual)),
-            confidence: None,
-        },
+                p_value: Some(randomization_p(
+                    metric,
+                    baseline,
+                    system,
+                    &draws.swaps,
+                    actual,
+                )),
+                confidence: None,
+            },
+        });
     }
+    results
+}
+
+/// The paired bootstrap p-value: the absolute differences of the resampled
+/// scores, centred on their mean, against the actual difference (in the
+/// arrays' NumPy type).
+fn bootstrap_p(base: &[Num], system: &[Num], actual: f64) -> f64 {
+    let (base, base_single) = as_array(base);
+    let (sys, sys_single) = as_array(system);
+    // NumPy subtracts in float32 only when both arrays are float32.
+    let single = sys_single && base_single;
+    let mut diffs: Vec<f64> = sys
+        .iter()
+        .zip(&base)
+        .map(|(s, b)| {
+            if single {
+                f64::from((*s as f32 - *b as f32).abs())
+            } else {
+                (s - b).abs()
+            }
+        })
+        .collect();
+    let n = diffs.len();
+    let mean = if single {
+        f64::from(numpy_sum(&diffs, true) as f32 / n as f32)
+    } else {
+        numpy_sum(&diffs, false) / n as f64
+    };
+    for d in &mut diffs {
+        *d = if single {
+            f64::from(*d as f32 - mean as f32)
+        } else {
+            *d - mean
+        };
+    }
+    p_value(&diffs, single, actual)
 }
 
 /// The approximate randomization p-value. Each trial's two pseudo-systems
-/// are the baseline's sum plus the swapped segments' differences, and the
-/// system's sum minus them (exact for integer statistics).
+/// are the system's sum plus the swapped segments' differences, and the
+/// rest of the two systems' total (exact for integer statistics).
 fn randomization_p(
     metric: &dyn Resample,
     baseline: &StatRows,
     system: &StatRows,
-    n_trials: usize,
-    seed: u64,
+    swaps: &[bool],
     actual: f64,
 ) -> f64 {
     let (w, len) = (baseline.width, baseline.len());
-    let swaps = Pcg64::new(seed).bools(n_trials * len);
     let (base_sum, sys_sum) = (baseline.sum(), system.sum());
+    let diff: Vec<f64> = baseline
+        .data
+        .iter()
+        .zip(&system.data)
+        .map(|(b, s)| b - s)
+        .collect();
     let mut a = vec![0.0; w];
     let mut b = vec![0.0; w];
     let stats: Vec<f64> = swaps
@@ -312,9 +359,8 @@ fn randomization_p(
             // true and the system's elsewhere; B the other way round.
             a.copy_from_slice(&sys_sum);
             for (i, _) in keep_base.iter().enumerate().filter(|(_, &k)| k) {
-                let swapped = baseline.row(i).iter().zip(system.row(i));
-                for (x, (bl, sy)) in a.iter_mut().zip(swapped) {
-                    *x += bl - sy;
+                for (x, d) in a.iter_mut().zip(&diff[i * w..(i + 1) * w]) {
+                    *x += d;
                 }
             }
             for (k, y) in b.iter_mut().enumerate() {

@@ -11,7 +11,7 @@ use rnnsearch_bleu::resample::{
     bleu_statistics, chrf_statistics, ter_statistics, Resample, StatRows,
 };
 use rnnsearch_bleu::significance::{
-    bootstrap_confidence, paired_baseline, paired_system, Confidence, PairedResult, PairedTest,
+    bootstrap_confidence, paired_test, Confidence, PairedDraws, PairedResult, PairedTest,
 };
 use rnnsearch_bleu::{Bleu, BleuOptions, Chrf, ChrfOptions, Signature, Ter, TerOptions};
 use serde_json::Value;
@@ -109,7 +109,7 @@ impl Scorer {
         Ok(match metric {
             MetricArg::Bleu => Scorer::Bleu(Bleu::new(opts.bleu.clone())?),
             MetricArg::Chrf => Scorer::Chrf(Chrf::new(opts.chrf.clone())?),
-            MetricArg::Ter => Scorer::Ter(Ter::new(opts.ter.clone())?),
+            MetricArg::Ter => Scorer::Ter(Ter::new(opts.ter)?),
         })
     }
 
@@ -191,24 +191,55 @@ impl Report {
     /// Today's JSON object: name, unrounded score, signature, the
     /// interval's fields when there is one, the metric's own fields, then
     /// the signature's fields as strings (as sacreBLEU's JSON has them).
-    fn json(&self, width: usize, confidence: Option<Confidence>) -> Value {
-        let mut map = serde_json::Map::new();
-        map.insert("name".into(), Value::from(self.name.as_str()));
-        map.insert("score".into(), Value::from(self.score));
-        map.insert("signature".into(), Value::from(self.signature.to_string()));
+    fn json(&self, width: usize, confidence: Option<Confidence>) -> Object {
+        let mut obj = Object::default()
+            .field("name", self.name.as_str())
+            .field("score", self.score)
+            .field("signature", self.signature.to_string());
         if let Some(c) = confidence {
-            map.insert("confidence_mean".into(), Value::from(c.mean));
-            map.insert("confidence_var".into(), Value::from(c.ci));
             let text = format!("μ = {:.width$} ± {:.width$}", c.mean, c.ci);
-            map.insert("confidence".into(), Value::from(text));
+            obj = obj
+                .field("confidence_mean", c.mean)
+                .field("confidence_var", c.ci)
+                .field("confidence", text);
         }
         for (key, value) in &self.extra {
-            map.insert((*key).into(), value.clone());
+            obj = obj.field(key, value.clone());
         }
         for (key, value) in self.signature.fields() {
-            map.insert((*key).into(), Value::from(value.as_str()));
+            obj = obj.field(key, value.as_str());
         }
-        Value::Object(map)
+        obj
+    }
+}
+
+/// A JSON object that keeps its fields in the order they are added
+/// (serde_json's map sorts them).
+#[derive(Debug, Default)]
+struct Object(Vec<(String, String)>);
+
+impl Object {
+    fn field(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.0.push((key.to_string(), value.into().to_string()));
+        self
+    }
+
+    fn object(mut self, key: &str, value: Object) -> Self {
+        self.0.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+impl std::fmt::Display for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("{")?;
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}:{value}", Value::from(key.as_str()))?;
+        }
+        f.write_str("}")
     }
 }
 
@@ -225,14 +256,14 @@ pub fn score_and_print(
         .map(|&m| Scorer::new(m, opts))
         .collect::<Result<_>>()?;
     // rows[metric][system]
-    let mut rows: Vec<Vec<StatRows>> = Vec::new();
-    for scorer in &mut scorers {
-        let per_system = systems
+    let rows: Vec<Vec<StatRows>> = each_metric(&mut scorers, |_, scorer| {
+        systems
             .iter()
             .map(|s| scorer.metric().stat_rows(&s.lines, refs))
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.push(per_system);
-    }
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .into_iter()
+    .collect::<Result<_, _>>()?;
     let text = if opts.sentence_level {
         sentence_level(&scorers, &rows, refs.len(), opts)
     } else if let Test::Paired(test) = opts.test {
@@ -243,6 +274,26 @@ pub fn score_and_print(
         one_system(&mut scorers, &rows, refs.len(), opts)
     };
     out.write_all(text.as_bytes()).context("writing scores")
+}
+
+/// `work` on every metric's scorer, each on a thread of its own: the
+/// metrics share nothing, and their statistics and resampling are the cost.
+fn each_metric<T: Send>(
+    scorers: &mut [Scorer],
+    work: impl Fn(usize, &mut Scorer) -> T + Sync,
+) -> Vec<T> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = scorers
+            .iter_mut()
+            .enumerate()
+            .map(|(k, scorer)| scope.spawn(move || work(k, scorer)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a metric's thread panicked"))
+            .collect()
+    })
 }
 
 fn signature_with_test(sig: &Signature, opts: &ScoreOptions) -> Signature {
@@ -262,20 +313,19 @@ fn one_system(
     nrefs: usize,
     opts: &ScoreOptions,
 ) -> String {
+    let confidences: Vec<Option<Confidence>> = each_metric(scorers, |k, scorer| match opts.test {
+        Test::Confidence(n) => Some(bootstrap_confidence(
+            scorer.metric(),
+            &rows[k][0],
+            n,
+            opts.seed.value,
+        )),
+        _ => None,
+    });
     let mut lines = Vec::new();
-    for (scorer, per_system) in scorers.iter_mut().zip(rows) {
-        let stats = &per_system[0];
-        let mut report = scorer.report(&stats.sum(), nrefs);
+    for ((scorer, per_system), confidence) in scorers.iter().zip(rows).zip(confidences) {
+        let mut report = scorer.report(&per_system[0].sum(), nrefs);
         report.signature = signature_with_test(&report.signature, opts);
-        let confidence = match opts.test {
-            Test::Confidence(n) => Some(bootstrap_confidence(
-                scorer.metric(),
-                stats,
-                n,
-                opts.seed.value,
-            )),
-            _ => None,
-        };
         lines.push(match opts.format {
             FormatArg::Text => report.text(opts.width, confidence),
             FormatArg::Json => report.json(opts.width, confidence).to_string(),
@@ -311,12 +361,11 @@ fn sentence_level(
                 }
             }
             FormatArg::Json => {
-                let mut map = serde_json::Map::new();
-                map.insert("segment".into(), Value::from(i + 1));
+                let mut obj = Object::default().field("segment", i + 1);
                 for report in &reports {
-                    map.insert(report.name.clone(), report.json(opts.width, None));
+                    obj = obj.object(&report.name, report.json(opts.width, None));
                 }
-                out.push_str(&Value::Object(map).to_string());
+                out.push_str(&obj.to_string());
                 out.push('\n');
             }
         }
@@ -346,13 +395,12 @@ fn several(
     if opts.format == FormatArg::Json {
         let mut out = String::new();
         for (k, system) in systems.iter().enumerate() {
-            let mut map = serde_json::Map::new();
-            map.insert("system".into(), Value::from(system.name.as_str()));
+            let mut obj = Object::default().field("system", system.name.as_str());
             for per_metric in &reports {
                 let r = &per_metric[k];
-                map.insert(r.name.clone(), r.json(opts.width, None));
+                obj = obj.object(&r.name, r.json(opts.width, None));
             }
-            out.push_str(&Value::Object(map).to_string());
+            out.push_str(&obj.to_string());
             out.push('\n');
         }
         return out;
@@ -392,24 +440,20 @@ fn paired(
     test: PairedTest,
     opts: &ScoreOptions,
 ) -> String {
-    let seed = opts.seed.value;
-    let mut names = Vec::new();
-    let mut signatures = Vec::new();
-    let mut results: Vec<Vec<PairedResult>> = Vec::new();
-    for (scorer, per_system) in scorers.iter_mut().zip(rows) {
-        let report = scorer.report(&per_system[0].sum(), nrefs);
-        let metric = scorer.metric();
-        let mut column = vec![paired_baseline(metric, &per_system[0], test, seed)];
-        column.extend(
-            per_system[1..]
-                .iter()
-                .map(|sys| paired_system(metric, &per_system[0], sys, test, seed)),
-        );
-        let signature = signature_with_test(&report.signature, opts).to_string();
-        names.push(report.name);
-        signatures.push(signature);
-        results.push(column);
-    }
+    let segments = rows.first().map_or(0, |r| r[0].len());
+    let draws = PairedDraws::new(test, opts.seed.value, segments);
+    let results: Vec<Vec<PairedResult>> = each_metric(scorers, |k, scorer| {
+        paired_test(scorer.metric(), &rows[k], &draws)
+    });
+    let (names, signatures): (Vec<String>, Vec<String>) = scorers
+        .iter()
+        .zip(rows)
+        .map(|(scorer, per_system)| {
+            let report = scorer.report(&per_system[0].sum(), nrefs);
+            let signature = signature_with_test(&report.signature, opts).to_string();
+            (report.name, signature)
+        })
+        .unzip();
     let system_names: Vec<String> = systems
         .iter()
         .enumerate()
@@ -475,25 +519,18 @@ fn paired_json(
 ) -> String {
     let mut out = String::new();
     for (k, system) in system_names.iter().enumerate() {
-        let mut map = serde_json::Map::new();
-        map.insert("system".into(), Value::from(system.as_str()));
+        let mut obj = Object::default().field("system", system.as_str());
         for ((name, signature), column) in names.iter().zip(signatures).zip(results) {
             let r = &column[k];
-            let mut m = serde_json::Map::new();
-            m.insert("score".into(), Value::from(r.score));
-            m.insert("p_value".into(), r.p_value.map_or(Value::Null, Value::from));
-            m.insert(
-                "mean".into(),
-                r.confidence.map_or(Value::Null, |c| Value::from(c.mean)),
-            );
-            m.insert(
-                "ci".into(),
-                r.confidence.map_or(Value::Null, |c| Value::from(c.ci)),
-            );
-            m.insert("signature".into(), Value::from(signature.as_str()));
-            map.insert(name.clone(), Value::Object(m));
+            let result = Object::default()
+                .field("score", r.score)
+                .field("p_value", r.p_value)
+                .field("mean", r.confidence.map(|c| c.mean))
+                .field("ci", r.confidence.map(|c| c.ci))
+                .field("signature", signature.as_str());
+            obj = obj.object(name, result);
         }
-        out.push_str(&Value::Object(map).to_string());
+        out.push_str(&obj.to_string());
         out.push('\n');
     }
     out

@@ -22,7 +22,7 @@ use crate::Error;
 
 /// A BLEU tokenizer: turns one (already lowercased and right-stripped)
 /// segment into its tokenized form.
-pub trait Tokenizer {
+pub trait Tokenizer: Send + Sync {
     /// The name sacreBLEU prints in the `tok:` field of a signature.
     fn signature(&self) -> &'static str;
 
