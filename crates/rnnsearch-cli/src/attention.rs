@@ -50,9 +50,7 @@ pub struct PlotArgs {
 }
 
 /// `rnnsearch attention`.
-pub fn run(mut args: AttentionArgs) -> Result<ExitCode> {
-    // Greedy unless asked: the figure shows the model's own first choices.
-    args.model.beam.get_or_insert(1);
+pub fn run(args: AttentionArgs) -> Result<ExitCode> {
     let (lines, targets): (Vec<String>, Vec<PathBuf>) = match (&args.text, &args.input) {
         (Some(text), _) => {
             let out = args.out.clone().context("--text needs --out FILE")?;
@@ -70,7 +68,9 @@ pub fn run(mut args: AttentionArgs) -> Result<ExitCode> {
         }
         (None, None) => bail!("give --text TEXT --out FILE, or --input FILE --out-dir DIR"),
     };
-    let (translations, run) = translate_lines(&args.model, &lines, 1, true, args.input.is_some())?;
+    let (translations, loaded) =
+        translate_lines(&args.model, &lines, 1, true, args.input.is_some())?;
+    let run = &loaded.run;
     for ((t, path), line) in translations.iter().zip(&targets).zip(&lines) {
         if line.trim().is_empty() {
             eprintln!("{}: skipped (empty line)", path.display());

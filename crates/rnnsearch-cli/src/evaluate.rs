@@ -133,26 +133,13 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "FILE", requires = "model")]
     pub src: Option<PathBuf>,
 
-    /// Beam size in model mode
-    #[arg(long, value_name = "K", default_value_t = 5)]
-    pub beam: usize,
-
     /// Also write the model's translations to this file
     #[arg(long, value_name = "FILE", requires = "model")]
     pub output: Option<PathBuf>,
 
-    /// Checkpoint to load in model mode (best, last, an averaged one, step-NNNNNNN; several,
-    /// comma-separated, translate as an ensemble)
-    #[arg(long, value_name = "NAME[,NAME...]", default_value = "best")]
-    pub checkpoint: String,
-
-    /// Compute backend in model mode
-    #[arg(long, value_enum, value_name = "NAME")]
-    pub backend: Option<crate::backend::Backend>,
-
-    /// Number of CPU threads in model mode
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Decoding in model mode (left out: what the run chose)
+    #[command(flatten)]
+    pub decode: crate::translate::DecodeArgs,
 }
 
 /// `--tokenize` values (sacreBLEU names).
@@ -394,6 +381,11 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         bail!("only one input can be read from stdin (`-`)");
     }
     let opts = ScoreOptions::from_args(&args)?;
+    if args.model.is_none() {
+        if let Some(flag) = args.decode.any_given() {
+            bail!("{flag} applies to --model: scoring --hyp files decodes nothing");
+        }
+    }
     let systems = if args.hyp.is_empty() {
         vec![System {
             name: "model output".to_string(),
@@ -519,10 +511,13 @@ mod tests {
         let opts = ScoreOptions::from_args(&args).unwrap();
         assert_eq!(opts.bleu.tokenize, TokenizerKind::Tok13a);
         assert_eq!(opts.bleu.smooth_method, SmoothMethod::Exp);
-        assert_eq!((args.beam, opts.chrf.word_order, opts.width), (5, 0, 2));
+        assert_eq!(
+            (args.decode.beam, opts.chrf.word_order, opts.width),
+            (None, 0, 2)
+        );
         assert_eq!(opts.format, FormatArg::Text);
         assert_eq!(opts.test, Test::None);
-        assert_eq!(args.checkpoint, "best");
+        assert_eq!(args.decode.checkpoint, None);
     }
 
     #[test]

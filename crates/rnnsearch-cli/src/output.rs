@@ -47,6 +47,11 @@ impl Output {
         writeln!(self.writer, "{text}").context("cannot write output")
     }
 
+    /// Sends what is written so far on (standard output: to the reader at once).
+    pub fn flush(&mut self) -> Result<()> {
+        self.writer.flush().context("cannot write output")
+    }
+
     /// Flushes and, for a file, renames it into place.
     pub fn finish(mut self) -> Result<()> {
         self.writer.flush().context("cannot write output")?;

@@ -1,7 +1,7 @@
 //! `rnnsearch translate`: batch translation of text files.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -24,22 +24,22 @@ pub enum AlignmentFormat {
     Json,
 }
 
-/// Model and search flags shared by `translate` and `evaluate --model`.
+/// Decoding flags shared by `translate`, `evaluate --model` and `attention`. Left out, they
+/// are what training chose: the model `test.json` names and the config's `test_beam` and
+/// `alpha`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct ModelArgs {
-    /// Run directory of a trained model
-    #[arg(long, value_name = "RUN_DIR")]
-    pub model: PathBuf,
+pub struct DecodeArgs {
     /// Checkpoint to load: best, last, a name given to `rnnsearch average`, or step-NNNNNNN;
     /// several, comma-separated, translate as an ensemble (the mean of their distributions)
-    #[arg(long, value_name = "NAME[,NAME...]", default_value = "best")]
-    pub checkpoint: String,
-    /// Beam size, 1 for greedy [default: 5; for `attention`: 1]
+    /// [default: the model the run's test.json names, else best]
+    #[arg(long, value_name = "NAME[,NAME...]")]
+    pub checkpoint: Option<String>,
+    /// Beam size, 1 for greedy [default: the run's train.test_beam]
     #[arg(long, value_name = "K")]
     pub beam: Option<usize>,
-    /// Length normalisation ((5 + |y|) / 6)^A of beam scores
-    #[arg(long, value_name = "A", default_value_t = 1.0)]
-    pub alpha: f64,
+    /// Length normalisation ((5 + |y|) / 6)^A of beam scores [default: the run's train.alpha]
+    #[arg(long, value_name = "A")]
+    pub alpha: Option<f64>,
     /// Maximum output length: R × source length (+ 5)
     #[arg(long, value_name = "R", default_value_t = 2.0)]
     pub max_len_ratio: f64,
@@ -54,6 +54,76 @@ pub struct ModelArgs {
     pub backend: BackendArgs,
 }
 
+impl DecodeArgs {
+    /// Whether any decoding flag was given (they need a model).
+    pub fn any_given(&self) -> Option<&'static str> {
+        [
+            ("--checkpoint", self.checkpoint.is_some()),
+            ("--beam", self.beam.is_some()),
+            ("--alpha", self.alpha.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
+/// A run directory and how to decode with it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Run directory of a trained model
+    #[arg(long, value_name = "RUN_DIR")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+/// The checkpoints and search settings a command uses, flags first, then the run's choices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoding {
+    /// Checkpoint names (several: an ensemble).
+    pub checkpoints: Vec<String>,
+    /// Beam size.
+    pub beam: usize,
+    /// Length normalisation exponent.
+    pub alpha: f64,
+}
+
+impl Decoding {
+    /// Resolves `decode` against the run in `model`, and says on stderr what it chose.
+    pub fn resolve(model: &Path, decode: &DecodeArgs) -> Result<Self> {
+        let config = rundir::load_config(model)?;
+        let (names, from) = match &decode.checkpoint {
+            Some(names) => (names.clone(), "--checkpoint"),
+            None => match rundir::tested_model(model)? {
+                Some(names) => (names, "test.json"),
+                None => ("best".to_string(), "default"),
+            },
+        };
+        let checkpoints: Vec<String> = names.split(',').map(|n| n.trim().to_string()).collect();
+        if checkpoints.iter().any(String::is_empty) {
+            bail!("--checkpoint `{names}`: a checkpoint name is empty (list names as best,step-0001000)");
+        }
+        let beam = decode.beam.unwrap_or(config.train.test_beam.max(1));
+        if beam == 0 {
+            bail!("--beam must be at least 1");
+        }
+        let alpha = decode.alpha.unwrap_or(config.train.alpha);
+        let setting = |given: bool| if given { "flag" } else { "config.toml" };
+        eprintln!(
+            "{}: model {} ({from}), beam {beam} ({}), alpha {alpha} ({})",
+            model.display(),
+            checkpoints.join(","),
+            setting(decode.beam.is_some()),
+            setting(decode.alpha.is_some()),
+        );
+        Ok(Decoding {
+            checkpoints,
+            beam,
+            alpha,
+        })
+    }
+}
+
 /// Arguments of `rnnsearch translate`.
 #[derive(clap::Args, Debug)]
 pub struct TranslateArgs {
@@ -65,9 +135,18 @@ pub struct TranslateArgs {
     /// Output (`-`: standard output)
     #[arg(long, value_name = "FILE", default_value = "-")]
     output: PathBuf,
-    /// Write N best hypotheses per sentence as `i ||| hypothesis ||| score`
+    /// Write N best hypotheses per sentence as Moses and Marian do:
+    /// `i ||| hypothesis ||| F0= score ||| score` (the length-normalised log-probability)
     #[arg(long, value_name = "N")]
     nbest: Option<usize>,
+    /// Translate lines as they arrive and write each translation at once (the default when
+    /// the input is standard input from a terminal or a pipe); lines that arrive together are
+    /// translated in one batch
+    #[arg(long, conflicts_with = "no_stream")]
+    stream: bool,
+    /// Read all of the input before translating, even from a terminal or a pipe
+    #[arg(long)]
+    no_stream: bool,
     /// Write alignments to FILE
     #[arg(long, value_name = "FILE")]
     alignments: Option<PathBuf>,
@@ -76,45 +155,87 @@ pub struct TranslateArgs {
     alignments_format: AlignmentFormat,
 }
 
-/// Translations of `lines` with the model of `args`, in input order, plus the translator's
-/// vocabularies for detokenisation.
+/// A loaded run ready to translate: its models (one, or an ensemble), the search settings and
+/// the engine, built once and used for every batch.
+pub struct Loaded {
+    /// The run's configuration and vocabularies, with the first model.
+    pub run: rundir::LoadedRun,
+    others: Vec<rnnsearch_model::Seq2Seq>,
+    device: burn::tensor::Device,
+    fused: bool,
+    /// The search settings.
+    pub search: SearchConfig,
+    /// Source tokens per batch.
+    pub batch_tokens: usize,
+}
+
+impl Loaded {
+    /// Loads the run of `args` with `nbest` hypotheses per sentence.
+    pub fn new(args: &ModelArgs, nbest: usize, alignments: bool) -> Result<Self> {
+        let decoding = Decoding::resolve(&args.model, &args.decode)?;
+        if nbest > decoding.beam {
+            bail!("--nbest {nbest} needs --beam of at least {nbest}");
+        }
+        let decode = &args.decode;
+        let device = decode.backend.device()?;
+        let run = rundir::load(&args.model, &decoding.checkpoints[0], &device)?;
+        let others = decoding.checkpoints[1..]
+            .iter()
+            .map(|name| Ok(run.load_checkpoint(&args.model, name, &device)?.0))
+            .collect::<Result<Vec<_>>>()?;
+        let search = SearchConfig {
+            beam: decoding.beam,
+            alpha: decoding.alpha,
+            max_len_ratio: decode.max_len_ratio,
+            nbest: nbest.max(1),
+            alignments,
+        };
+        let fused = use_fused(decode.backend.engine(decode.engine), &run.config.model)?;
+        Ok(Loaded {
+            run,
+            others,
+            device,
+            fused,
+            search,
+            batch_tokens: decode.batch_tokens,
+        })
+    }
+
+    /// The translator over the loaded models.
+    pub fn translator(&self) -> Translator<'_> {
+        let models = std::iter::once(&self.run.model)
+            .chain(&self.others)
+            .collect();
+        Translator::ensemble(
+            models,
+            &self.run.src_vocab,
+            &self.run.tgt_vocab,
+            self.device.clone(),
+            self.fused,
+        )
+    }
+
+    /// Warns about inputs longer than what training saw.
+    fn warn_long(&self, out: &[Translation]) {
+        let max_len = self.run.config.data.max_len;
+        let too_long = out.iter().filter(|t| t.source_ids.len() > max_len).count();
+        if too_long > 0 {
+            eprintln!("warning: {too_long} input line(s) are longer than the {max_len} subwords seen in training; translated anyway");
+        }
+    }
+}
+
+/// Translations of `lines` with the model of `args`, in input order, plus the loaded run for
+/// detokenisation.
 pub fn translate_lines(
     args: &ModelArgs,
     lines: &[String],
     nbest: usize,
     alignments: bool,
     input_is_file: bool,
-) -> Result<(Vec<Translation>, rundir::LoadedRun)> {
-    let beam = args.beam.unwrap_or(5);
-    if beam == 0 {
-        bail!("--beam must be at least 1");
-    }
-    if nbest > beam {
-        bail!("--nbest {nbest} needs --beam of at least {nbest}");
-    }
-    let names: Vec<&str> = args.checkpoint.split(',').map(str::trim).collect();
-    if names.iter().any(|n| n.is_empty()) {
-        bail!(
-            "--checkpoint `{}`: a checkpoint name is empty (list names as best,step-0001000)",
-            args.checkpoint
-        );
-    }
-    let device = args.backend.device()?;
-    let run = rundir::load(&args.model, names[0], &device)?;
-    let others = names[1..]
-        .iter()
-        .map(|name| Ok(run.load_checkpoint(&args.model, name, &device)?.0))
-        .collect::<Result<Vec<_>>>()?;
-    let search = SearchConfig {
-        beam,
-        alpha: args.alpha,
-        max_len_ratio: args.max_len_ratio,
-        nbest: nbest.max(1),
-        alignments,
-    };
-    let fused = use_fused(args.backend.engine(args.engine), &run.config.model)?;
-    let models = std::iter::once(&run.model).chain(&others).collect();
-    let translator = Translator::ensemble(models, &run.src_vocab, &run.tgt_vocab, device, fused);
+) -> Result<(Vec<Translation>, Loaded)> {
+    let loaded = Loaded::new(args, nbest, alignments)?;
+    let translator = loaded.translator();
     let bar = (input_is_file && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(lines.len() as u64);
         bar.set_style(
@@ -124,7 +245,7 @@ pub fn translate_lines(
         bar
     });
     let started = std::time::Instant::now();
-    let out = translator.translate(lines, &search, args.batch_tokens, |done| {
+    let out = translator.translate(lines, &loaded.search, loaded.batch_tokens, |done| {
         if let Some(bar) = &bar {
             bar.set_position(done as u64);
         }
@@ -139,23 +260,22 @@ pub fn translate_lines(
         );
     }
     drop(translator);
-    let max_len = run.config.data.max_len;
-    let too_long = out.iter().filter(|t| t.source_ids.len() > max_len).count();
-    if too_long > 0 {
-        eprintln!("warning: {too_long} input line(s) are longer than the {max_len} subwords seen in training; translated anyway");
-    }
-    Ok((out, run))
+    loaded.warn_long(&out);
+    Ok((out, loaded))
 }
 
 /// `rnnsearch translate`.
 pub fn run(args: TranslateArgs) -> Result<ExitCode> {
-    let input_is_file = args.input.as_os_str() != "-";
-    let lines = rnnsearch_data::read_lines(&args.input)?;
-    let nbest = args.nbest.unwrap_or(1);
     if args.nbest == Some(0) {
         bail!("--nbest must be at least 1");
     }
-    let (translations, run) = translate_lines(
+    let nbest = args.nbest.unwrap_or(1);
+    if streams(&args) {
+        return stream(&args, nbest);
+    }
+    let input_is_file = args.input.as_os_str() != "-";
+    let lines = rnnsearch_data::read_lines(&args.input)?;
+    let (translations, loaded) = translate_lines(
         &args.model,
         &lines,
         nbest,
@@ -163,24 +283,133 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
         input_is_file,
     )?;
     // Open outputs only after translating: an error above leaves existing files untouched.
-    let mut output = Output::create(Some(&args.output))?;
+    let mut sinks = Sinks::create(&args)?;
     for (i, t) in translations.iter().enumerate() {
-        if args.nbest.is_some() {
-            for h in &t.hypotheses {
-                output.line(&format!(
-                    "{i} ||| {} ||| {:.6}",
-                    run.tgt_vocab.decode(&h.tokens),
-                    h.score
-                ))?;
+        sinks.write(&args, &loaded.run, i, t)?;
+    }
+    sinks.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `translate` reads its input line by line as it comes: asked with `--stream`, or by
+/// default for standard input from a terminal or a pipe (a program waiting for each answer).
+fn streams(args: &TranslateArgs) -> bool {
+    if args.stream || args.no_stream {
+        return args.stream;
+    }
+    if args.input.as_os_str() != "-" {
+        return false;
+    }
+    let stdin = std::io::stdin();
+    stdin.is_terminal() || is_pipe(&stdin)
+}
+
+#[cfg(unix)]
+fn is_pipe(stdin: &std::io::Stdin) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata().ok())
+        .is_some_and(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+}
+
+#[cfg(not(unix))]
+fn is_pipe(_: &std::io::Stdin) -> bool {
+    false
+}
+
+/// Streaming translation: a reader thread hands lines over as they arrive; the translator
+/// takes whatever has arrived (up to the token budget) as one batch, writes and flushes its
+/// translations in input order, and waits for more.
+fn stream(args: &TranslateArgs, nbest: usize) -> Result<ExitCode> {
+    let loaded = Loaded::new(&args.model, nbest, args.alignments.is_some())?;
+    let translator = loaded.translator();
+    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
+    let mut reader = rnnsearch_data::LineReader::open(&args.input)?;
+    std::thread::spawn(move || loop {
+        let next = reader.next_line();
+        let end = !matches!(next, Ok(Some(_)));
+        if tx.send(next).is_err() || end {
+            break;
+        }
+    });
+    let mut sinks = Sinks::create(args)?;
+    let mut done = 0;
+    while let Ok(first) = rx.recv() {
+        let Some(first) = first? else { break };
+        let mut words = first.split_whitespace().count() + 1;
+        let mut batch = vec![first];
+        let mut ended = false;
+        while words < loaded.batch_tokens {
+            match rx.try_recv() {
+                Ok(Ok(Some(line))) => {
+                    words += line.split_whitespace().count() + 1;
+                    batch.push(line);
+                }
+                Ok(Ok(None)) => {
+                    ended = true;
+                    break;
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => break,
             }
-        } else {
-            output.line(&run.tgt_vocab.decode(&t.hypotheses[0].tokens))?;
+        }
+        let out = translator.translate(&batch, &loaded.search, loaded.batch_tokens, |_| {});
+        loaded.warn_long(&out);
+        for t in &out {
+            sinks.write(args, &loaded.run, done, t)?;
+            done += 1;
+        }
+        sinks.flush()?;
+        if ended {
+            break;
         }
     }
-    if let Some(path) = &args.alignments {
-        let mut file = Output::create(Some(path))
-            .with_context(|| format!("{}: cannot create", path.display()))?;
-        for t in &translations {
+    sinks.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where translations go: the output (n-best lists or best hypotheses) and the alignments.
+struct Sinks {
+    output: Output,
+    alignments: Option<Output>,
+}
+
+impl Sinks {
+    fn create(args: &TranslateArgs) -> Result<Self> {
+        let output = Output::create(Some(&args.output))?;
+        let alignments = match &args.alignments {
+            Some(path) => Some(
+                Output::create(Some(path))
+                    .with_context(|| format!("{}: cannot create", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Sinks { output, alignments })
+    }
+
+    /// Writes the translation of input line `i` (0-based).
+    fn write(
+        &mut self,
+        args: &TranslateArgs,
+        run: &rundir::LoadedRun,
+        i: usize,
+        t: &Translation,
+    ) -> Result<()> {
+        if args.nbest.is_some() {
+            for h in &t.hypotheses {
+                self.output
+                    .line(&nbest_line(i, &run.tgt_vocab.decode(&h.tokens), h.score))?;
+            }
+        } else {
+            self.output
+                .line(&run.tgt_vocab.decode(&t.hypotheses[0].tokens))?;
+        }
+        if let Some(file) = &mut self.alignments {
             let best = &t.hypotheses[0];
             let line = match args.alignments_format {
                 AlignmentFormat::Pharaoh => pharaoh(
@@ -197,10 +426,28 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
             };
             file.line(&line)?;
         }
-        file.finish()?;
+        Ok(())
     }
-    output.finish()?;
-    Ok(ExitCode::SUCCESS)
+
+    fn flush(&mut self) -> Result<()> {
+        self.output.flush()?;
+        if let Some(file) = &mut self.alignments {
+            file.flush()?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Some(file) = self.alignments {
+            file.finish()?;
+        }
+        self.output.finish()
+    }
+}
+
+/// One n-best entry as Moses and Marian write it: `i ||| hypothesis ||| F0= score ||| score`.
+pub fn nbest_line(i: usize, hypothesis: &str, score: f32) -> String {
+    format!("{i} ||| {hypothesis} ||| F0= {score:.6} ||| {score:.6}")
 }
 
 /// `evaluate --model RUN_DIR --src FILE`: translates the source file (writing `--output` when
@@ -211,24 +458,14 @@ pub fn hypotheses_for_evaluate(args: &crate::evaluate::EvaluateArgs) -> Result<V
     };
     let model_args = ModelArgs {
         model: model.clone(),
-        checkpoint: args.checkpoint.clone(),
-        beam: Some(args.beam),
-        alpha: 1.0,
-        max_len_ratio: 2.0,
-        batch_tokens: 4000,
-        engine: EngineArg::Auto,
-        backend: BackendArgs {
-            backend: args.backend,
-            threads: args.threads,
-            device: None,
-        },
+        decode: args.decode.clone(),
     };
     let lines = rnnsearch_data::read_lines(src)?;
-    let (translations, run) =
+    let (translations, loaded) =
         translate_lines(&model_args, &lines, 1, false, src.as_os_str() != "-")?;
     let hyps: Vec<String> = translations
         .iter()
-        .map(|t| run.tgt_vocab.decode(&t.hypotheses[0].tokens))
+        .map(|t| loaded.run.tgt_vocab.decode(&t.hypotheses[0].tokens))
         .collect();
     if let Some(path) = &args.output {
         let mut out = Output::create(Some(path))?;

@@ -104,10 +104,12 @@ fn a_run_directory_has_everything_and_translates() {
         .arg(dir.path().join("a.json")));
     assert!(out.status.success());
     let text = stdout(&out);
-    assert!(
-        text.lines().all(|l| l.split(" ||| ").count() == 3),
-        "{text}"
-    );
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(" ||| ").collect();
+        assert_eq!(fields.len(), 4, "Moses n-best: {line}");
+        let score: f32 = fields[3].parse().unwrap();
+        assert_eq!(fields[2], format!("F0= {score:.6}"), "{line}");
+    }
     let first: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(dir.path().join("a.json"))
             .unwrap()
@@ -117,6 +119,64 @@ fn a_run_directory_has_everything_and_translates() {
     )
     .unwrap();
     assert!(first["alignment"].is_array() && first["source"].is_array());
+
+    // With no decoding flags: the model test.json names, the config's test_beam and alpha.
+    let out = run(rnnsearch()
+        .args(["translate", "--threads", "1", "--no-stream", "--model"])
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(&input));
+    assert!(out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.contains("model best (test.json), beam 3 (config.toml), alpha 1 (config.toml)"),
+        "{said}"
+    );
+    let beam3 = std::fs::read_to_string(dir.path().join("out3.txt")).unwrap();
+    assert_eq!(
+        stdout(&out),
+        beam3,
+        "the run's own beam gives the beam-3 output"
+    );
+    translates_line_by_line(&run_dir, &beam3);
+}
+
+/// A wrapper that writes one line and waits for its translation gets it: `translate` reading
+/// a pipe streams, whatever comes after.
+fn translates_line_by_line(run_dir: &Path, expected: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = rnnsearch()
+        .args(["translate", "--threads", "1", "--model"])
+        .arg(run_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let want: Vec<&str> = expected.lines().collect();
+    for (source, translation) in ["9 May 2018", "wednesday, 3 january 1990"]
+        .iter()
+        .zip([want[0], want[2]])
+    {
+        writeln!(stdin, "{source}").unwrap();
+        stdin.flush().unwrap();
+        let got = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a translation while the input stays open");
+        assert_eq!(got, translation);
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
 }
 
 /// A run stopped after 8 steps and resumed gives the same per-step losses as a straight run.

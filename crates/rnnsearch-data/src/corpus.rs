@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,12 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// nothing else is changed (see [`normalize`]). Invalid UTF-8 is an error that
 /// names the file and the 1-based line number.
 pub fn read_lines(path: &Path) -> Result<Vec<String>, Error> {
-    let reader = open(path)?;
-    collect_lines(path, reader)
+    let mut reader = LineReader::open(path)?;
+    let mut lines = Vec::new();
+    while let Some(line) = reader.next_line()? {
+        lines.push(line);
+    }
+    Ok(lines)
 }
 
 /// Reads a line-aligned pair of files, failing if their line counts differ.
@@ -45,8 +49,8 @@ pub fn read_parallel(src: &Path, tgt: &Path) -> Result<(Vec<String>, Vec<String>
 }
 
 /// Opens `path` (or stdin for `-`) as a buffered reader, decompressing gzip.
-fn open(path: &Path) -> Result<Box<dyn BufRead>, Error> {
-    let raw: Box<dyn Read> = if path == Path::new("-") {
+fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, Error> {
+    let raw: Box<dyn Read + Send> = if path == Path::new("-") {
         Box::new(io::stdin())
     } else {
         Box::new(File::open(path).map_err(|e| Error::io(path, "cannot open", e))?)
@@ -64,27 +68,44 @@ fn open(path: &Path) -> Result<Box<dyn BufRead>, Error> {
     }
 }
 
-/// Splits a byte stream into checked UTF-8 lines.
-fn collect_lines(path: &Path, mut reader: impl BufRead) -> Result<Vec<String>, Error> {
-    let mut lines = Vec::new();
-    let mut buf = Vec::with_capacity(256);
-    loop {
-        buf.clear();
-        let n = reader
+/// Lines of a text stream one at a time, as [`read_lines`] reads them (a final newline ends
+/// the last line, `\r\n` counts as `\n`, a leading byte-order mark is dropped): for input
+/// that arrives while it is being translated.
+pub struct LineReader {
+    path: PathBuf,
+    reader: Box<dyn BufRead + Send>,
+    read: usize,
+}
+
+impl LineReader {
+    /// Reads `path` (or stdin for `-`) line by line.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        Ok(LineReader {
+            path: path.to_path_buf(),
+            reader: open(path)?,
+            read: 0,
+        })
+    }
+
+    /// The next line, or `None` at the end; invalid UTF-8 names the file and line.
+    pub fn next_line(&mut self) -> Result<Option<String>, Error> {
+        let mut buf = Vec::with_capacity(256);
+        let n = self
+            .reader
             .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(path, "cannot read", e))?;
+            .map_err(|e| Error::io(&self.path, "cannot read", e))?;
         if n == 0 {
-            return Ok(lines);
+            return Ok(None);
         }
         strip_terminator(&mut buf);
-        if lines.is_empty() && buf.starts_with("\u{feff}".as_bytes()) {
+        if self.read == 0 && buf.starts_with("\u{feff}".as_bytes()) {
             buf.drain(..3);
         }
-        let line = String::from_utf8(std::mem::take(&mut buf)).map_err(|_| Error::Utf8 {
-            path: path.to_path_buf(),
-            line: lines.len() + 1,
-        })?;
-        lines.push(line);
+        self.read += 1;
+        String::from_utf8(buf).map(Some).map_err(|_| Error::Utf8 {
+            path: self.path.clone(),
+            line: self.read,
+        })
     }
 }
 

@@ -16,7 +16,9 @@ pub mod vocab;
 
 pub use batch::{batches, padding_fraction, source_batches, Batch, Example};
 pub use config::{CorpusKind, DataConfig, TokenizerKind};
-pub use corpus::{normalize, read_lines, read_parallel, Filter, FilterCounts, FilterReason};
+pub use corpus::{
+    normalize, read_lines, read_parallel, Filter, FilterCounts, FilterReason, LineReader,
+};
 pub use dates::{DateSplits, DatesConfig};
 pub use error::Error;
 pub use prepare::{

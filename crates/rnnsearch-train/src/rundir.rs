@@ -37,8 +37,29 @@ pub fn vocab_paths(run_dir: &Path) -> Option<(PathBuf, PathBuf)> {
     (src.is_file() && tgt.is_file()).then_some((src, tgt))
 }
 
-/// Loads `run_dir` with checkpoint `name` (`best` or `last`) onto `device`.
-pub fn load(run_dir: &Path, name: &str, device: &Device) -> Result<LoadedRun> {
+/// The model the run's final report tested, as `test.json` names it (`best`, `averaged`, or
+/// a comma-separated ensemble of step checkpoints); `None` for a run that has not finished.
+pub fn tested_model(run_dir: &Path) -> Result<Option<String>> {
+    let path = run_dir.join("test.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(crate::error::io_at(&path)(e)),
+    };
+    let summary: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Checkpoint(format!("{}: not valid JSON: {e}", path.display())))?;
+    match summary.get("model") {
+        None => Ok(None),
+        Some(serde_json::Value::String(name)) if !name.trim().is_empty() => Ok(Some(name.clone())),
+        Some(other) => Err(Error::Checkpoint(format!(
+            "{}: \"model\" should name checkpoints, found {other}",
+            path.display()
+        ))),
+    }
+}
+
+/// The configuration saved with `run_dir`.
+pub fn load_config(run_dir: &Path) -> Result<RunConfig> {
     if !run_dir.is_dir() {
         return Err(Error::Checkpoint(format!(
             "{}: no such run directory",
@@ -54,13 +75,18 @@ pub fn load(run_dir: &Path, name: &str, device: &Device) -> Result<LoadedRun> {
         )));
     }
     let text = std::fs::read_to_string(&config_path).map_err(crate::error::io_at(&config_path))?;
-    let config = RunConfig::parse(
+    RunConfig::parse(
         &text,
         &Source {
             path: Some(config_path.clone()),
         },
         &[],
-    )?;
+    )
+}
+
+/// Loads `run_dir` with checkpoint `name` (`best` or `last`) onto `device`.
+pub fn load(run_dir: &Path, name: &str, device: &Device) -> Result<LoadedRun> {
+    let config = load_config(run_dir)?;
     let (src_path, tgt_path) = vocab_paths(run_dir).ok_or_else(|| {
         Error::Checkpoint(format!(
             "{}: incomplete run: no tokenizer.json (or tokenizer.src.json and tokenizer.tgt.json)",
