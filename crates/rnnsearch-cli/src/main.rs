@@ -8,6 +8,7 @@ mod bench;
 mod evaluate;
 mod output;
 mod scoring;
+mod serve;
 mod train;
 mod translate;
 
@@ -71,6 +72,11 @@ enum Command {
     /// and --src, translates first, then scores. --confidence adds bootstrap confidence
     /// intervals; --paired-bs or --paired-ar test every --hyp against the first.
     Evaluate(evaluate::EvaluateArgs),
+    /// Serve a trained model over HTTP/JSON (POST /translate, GET /health, GET / for a page)
+    ///
+    /// Loopback by default. Concurrent requests share batches; a full queue answers 503 with
+    /// Retry-After; SIGTERM or Ctrl-C finishes the requests in flight and exits 0.
+    Serve(serve::ServeArgs),
     /// Draw the alignment weights of translations as heat-maps
     ///
     /// Translates --text (or every line of --input) and draws α: source tokens along x,
@@ -111,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::train(args),
         Command::Translate(args) => translate::run(args),
         Command::Evaluate(args) => evaluate::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Attention(args) => attention::run(args),
         Command::Plot(args) => attention::plot(args),
