@@ -9,10 +9,9 @@
 # its 4xx; exits 1 otherwise. Both use the run's own model, beam and α.
 #
 # Usage: scripts/load-test.sh RUN_DIR [SRC]
-#   SRC: source sentences, one per line (.gz read too); default
-#        $MULTI30K_DIR/test_2016_flickr.<source language of the run>.gz
-# Environment: CLIENTS (32), REQUESTS per client (200), THREADS of the model (2),
-#   MULTI30K_DIR (data/multi30k).
+#   SRC: source sentences, one per line (.gz read too); default: the run's data.test_src
+#        (test_2016_flickr for the Multi30k configs)
+# Environment: CLIENTS (32), REQUESTS per client (200), THREADS of the model (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -22,13 +21,11 @@ RUN=${1:?usage: scripts/load-test.sh RUN_DIR [SRC]}
 CLIENTS=${CLIENTS:-32}
 REQUESTS=${REQUESTS:-200}
 THREADS=${THREADS:-2}
-MULTI30K_DIR=${MULTI30K_DIR:-data/multi30k}
 if [ $# -ge 2 ]; then
     SRC=$2
 else
-    lang=$(sed -n 's/^src_lang *= *"\(.*\)"/\1/p' "$RUN/config.toml" | head -1)
-    [ -n "$lang" ] || { echo "error: give SRC (no data.src_lang in $RUN/config.toml)" >&2; exit 1; }
-    SRC=$MULTI30K_DIR/test_2016_flickr.$lang.gz
+    SRC=$(sed -n 's/^test_src *= *"\(.*\)"/\1/p' "$RUN/config.toml" | head -1)
+    [ -n "$SRC" ] || { echo "error: give SRC (no data.test_src in $RUN/config.toml)" >&2; exit 1; }
 fi
 [ -f "$SRC" ] || { echo "error: $SRC not found" >&2; exit 1; }
 

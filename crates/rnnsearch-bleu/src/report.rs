@@ -9,7 +9,8 @@ use crate::significance::PairedTest;
 pub fn fancy_grid(headers: &[String], rows: &[Vec<String>]) -> String {
     let cols = headers.len();
     let lines_of = |cell: &str| cell.split('\n').map(str::to_string).collect::<Vec<_>>();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    // tabulate gives every column at least its header's width plus 2.
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count() + 2).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             for line in lines_of(cell) {
@@ -126,6 +127,20 @@ mod tests {
 │           b.txt │ 41.54 (41.51 ± 2.23) │
 │                 │    (p = 0.0010)*     │
 ╘═════════════════╧══════════════════════╛
+";
+        assert_eq!(fancy_grid(&headers, &rows), want);
+    }
+
+    #[test]
+    fn narrow_columns_are_as_wide_as_their_header_and_two() {
+        let headers: Vec<String> = ["System", "BLEU", "TER"].map(String::from).to_vec();
+        let rows = vec![["a.txt", "50.67", "23.77"].map(String::from).to_vec()];
+        let want = "\
+╒══════════╤════════╤═══════╕
+│   System │  BLEU  │  TER  │
+╞══════════╪════════╪═══════╡
+│    a.txt │ 50.67  │ 23.77 │
+╘══════════╧════════╧═══════╛
 ";
         assert_eq!(fancy_grid(&headers, &rows), want);
     }

@@ -130,8 +130,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the HTTP runtime")?;
-    runtime.block_on(serve(args.addr, shared))?;
-    // The handlers (and with them the queue's sender) are gone: the worker drains and stops.
+    let served = runtime.block_on(serve(args.addr, shared));
+    // With the runtime go the last handlers and the queue's sender: the worker drains and stops.
+    drop(runtime);
+    served?;
     worker
         .join()
         .map_err(|_| anyhow::anyhow!("the model worker panicked"))?;
