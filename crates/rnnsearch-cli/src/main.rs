@@ -81,7 +81,8 @@ enum Command {
     ///
     /// Translates --text (or every line of --input) and draws α: source tokens along x,
     /// generated target tokens along y, white = weight 1, black = 0 (Bahdanau et al.
-    /// 2014, figure 3). Greedy unless --beam is given.
+    /// 2014, figure 3). Decodes as the run chose (its model, test_beam and alpha) unless
+    /// flags say otherwise.
     Attention(attention::AttentionArgs),
     /// Draw training loss, validation loss and validation BLEU of a run
     Plot(attention::PlotArgs),
