@@ -13,17 +13,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// A tiny dates run, trained once per test.
+/// A tiny dates run, trained once per test (long enough to translate into dates).
 fn train_run(dir: &Path) -> PathBuf {
-    let cfg = tiny_dates_config(dir, "epochs = 100\nmax_steps = 300\nvalid_every = 300");
-    let run_dir = dir.join("run");
-    let out = run(rnnsearch()
-        .args(["train", "--threads", "1", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&run_dir));
-    assert!(out.status.success());
-    run_dir
+    tiny_dates_run_with(dir, "epochs = 100\nmax_steps = 300\nvalid_every = 300")
 }
 
 /// A running server and its address.
