@@ -354,7 +354,7 @@ impl Resample for Ter {
     }
 
     fn score(&self, sums: &[f64]) -> f64 {
-        Ter::score(self, &ter_statistics(sums), 1).score
+        ter_statistics(sums).ter()
     }
 
     fn score_f32(&self, sums: &mut [f32]) -> Num {

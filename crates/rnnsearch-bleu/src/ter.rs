@@ -56,6 +56,21 @@ impl AddAssign<&Statistics> for Statistics {
     }
 }
 
+impl Statistics {
+    /// TER in percent: edits per reference word, 100 when only the
+    /// references are empty, 0 when everything is.
+    pub fn ter(&self) -> f64 {
+        let rate = if self.ref_len > 0.0 {
+            self.edits / self.ref_len
+        } else if self.edits > 0.0 {
+            1.0
+        } else {
+            0.0
+        };
+        100.0 * rate
+    }
+}
+
 impl Add for Statistics {
     type Output = Statistics;
 
@@ -231,19 +246,11 @@ impl Ter {
         })
     }
 
-    /// The score of (summed) statistics, with the signature for `nrefs`:
-    /// edits per reference word, 100 when only the references are empty,
-    /// 0 when everything is.
+    /// The score of (summed) statistics ([`Statistics::ter`]), with the
+    /// signature for `nrefs`.
     pub fn score(&self, stats: &Statistics, nrefs: usize) -> TerScore {
-        let rate = if stats.ref_len > 0.0 {
-            stats.edits / stats.ref_len
-        } else if stats.edits > 0.0 {
-            1.0
-        } else {
-            0.0
-        };
         TerScore {
-            score: 100.0 * rate,
+            score: stats.ter(),
             num_edits: stats.edits as u64,
             ref_length: stats.ref_len,
             signature: self.signature(nrefs),
