@@ -51,6 +51,11 @@ for engine in fused burn; do
             echo "$engine: $file: tensors DIFFER" >&2; status=1
         fi
     done
+    if cmp -s "$work/$engine-before/test.json" "$work/$engine-after/test.json"; then
+        echo "$engine: test.json identical"
+    else
+        echo "$engine: test.json DIFFERS" >&2; status=1
+    fi
     # The per-step losses, validation figures and decisions (not the timings).
     for side in before after; do
         python3 - "$work/$engine-$side/metrics.jsonl" >"$work/$engine-$side.metrics" <<'PY'

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rnnsearch_data::Prepared;
+use rnnsearch_train::trainer::resume;
 use rnnsearch_train::{Outcome, RunConfig, RunOptions};
 
 use crate::backend::BackendArgs;
@@ -88,14 +89,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     }
     if args.resume {
         // A resumed run continues with the configuration it was started with.
-        let saved = out.join("config.toml");
-        if saved.is_file() {
-            let text = std::fs::read_to_string(&saved)
-                .with_context(|| format!("{}: cannot read", saved.display()))?;
-            let source = rnnsearch_train::config::Source {
-                path: Some(saved.clone()),
-            };
-            config = RunConfig::parse(&text, &source, &args.config.overrides)?;
+        if let Some(saved) = resume::saved_config(&out, &args.config.overrides)? {
+            config = saved;
         }
     }
     config.train.engine = args.backend.engine(config.train.engine);

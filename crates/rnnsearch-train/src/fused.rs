@@ -378,7 +378,7 @@ pub(crate) mod tests {
     }
 
     use crate::config::TrainConfig;
-    use crate::trainer::BatchTensors;
+    use crate::trainer::step::BatchTensors;
 
     /// Every parameter's gradient, flattened.
     fn flatten(model: &Seq2Seq, grads: &GradientsParams) -> HashMap<ParamId, Vec<f32>> {

@@ -13,7 +13,6 @@ pub mod translate;
 
 pub use config::{Engine, RunConfig, TrainConfig};
 pub use error::{Error, Result};
-pub use trainer::{
-    adam, optimize_step, train, use_fused, BatchTensors, Outcome, RunOptions, StepReport, StepSetup,
-};
+pub use trainer::step::{adam, optimize_step, use_fused, BatchTensors, StepReport, StepSetup};
+pub use trainer::{train, Outcome, RunOptions};
 pub use translate::{Searcher, Translation, Translator};

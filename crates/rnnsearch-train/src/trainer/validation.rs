@@ -1,0 +1,110 @@
+//! Validation: the label-smoothed loss and perplexity of the val set under teacher forcing, and
+//! BLEU and chrF of its translations; and translating a split with the run's search settings,
+//! which the choice of the test model and the final report use too.
+
+use burn::tensor::Device;
+use rnnsearch_data::{batches, Prepared};
+use rnnsearch_model::{SearchConfig, Seq2Seq};
+
+use super::step::BatchTensors;
+use crate::config::TrainConfig;
+use crate::loss::label_smoothed_cross_entropy;
+use crate::translate::Translator;
+
+/// Validation figures.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    /// Label-smoothed loss per target token.
+    pub loss: f64,
+    /// exp of the unsmoothed per-token negative log-likelihood.
+    pub ppl: f64,
+    /// sacreBLEU-compatible corpus BLEU.
+    pub bleu: f64,
+    /// chrF2.
+    pub chrf: f64,
+    /// The translations.
+    pub hypotheses: Vec<String>,
+}
+
+/// Translates and scores a run's splits: its vocabularies, `[train]`'s `alpha` and
+/// `valid_batch_tokens`, and the engine the run trains with.
+pub struct Evaluator<'a> {
+    /// The run's data.
+    pub data: &'a Prepared,
+    /// The run's `[train]` section.
+    pub train: &'a TrainConfig,
+    /// The inference device (without autodiff).
+    pub device: Device,
+    /// Decode through `rnnsearch-fused`.
+    pub fused: bool,
+}
+
+impl Evaluator<'_> {
+    /// Loss, perplexity, BLEU and chrF of `model` (without autodiff) on the val set, decoding
+    /// with beam `beam`.
+    pub fn validate(&self, model: &Seq2Seq, beam: usize) -> Validation {
+        let split = &self.data.valid;
+        let mut loss_sum = 0.0;
+        let mut nll_sum = 0.0;
+        let mut tokens = 0usize;
+        for batch in batches(&split.examples, self.train.valid_batch_tokens, 0, 0) {
+            let tensors = BatchTensors::new(&batch, &self.device);
+            let out = model.forward(tensors.source, &tensors.source_lengths, tensors.target_in);
+            let n = batch.num_tgt_tokens();
+            let loss = label_smoothed_cross_entropy(
+                out.logits,
+                tensors.target_out,
+                tensors.target_padding,
+                self.train.label_smoothing,
+                n,
+            );
+            loss_sum += loss.per_token.into_scalar::<f32>() as f64 * n as f64;
+            nll_sum += loss.nll_sum.into_scalar::<f32>() as f64;
+            tokens += n;
+        }
+        let hypotheses = self.translate(&[model], &split.src_text, beam);
+        let (bleu, chrf) = score(&hypotheses, &split.tgt_text);
+        Validation {
+            loss: loss_sum / tokens.max(1) as f64,
+            ppl: (nll_sum / tokens.max(1) as f64).exp(),
+            bleu,
+            chrf,
+            hypotheses,
+        }
+    }
+
+    /// `sources` translated by `models` (one, or the members of an ensemble), detokenized.
+    pub fn translate(&self, models: &[&Seq2Seq], sources: &[String], beam: usize) -> Vec<String> {
+        let translator = Translator::ensemble(
+            models.to_vec(),
+            &self.data.src_vocab,
+            &self.data.tgt_vocab,
+            self.device.clone(),
+            self.fused,
+        );
+        let search = SearchConfig {
+            beam,
+            alpha: self.train.alpha,
+            ..SearchConfig::default()
+        };
+        translator
+            .translate(sources, &search, self.train.valid_batch_tokens, |_| {})
+            .iter()
+            .map(|t| translator.detokenize(&t.hypotheses[0]))
+            .collect()
+    }
+}
+
+/// BLEU and chrF with sacreBLEU's defaults.
+pub fn score(hypotheses: &[String], references: &[String]) -> (f64, f64) {
+    let refs = [references.to_vec()];
+    let bleu =
+        rnnsearch_bleu::corpus_bleu(hypotheses, &refs, &rnnsearch_bleu::BleuOptions::default());
+    let chrf =
+        rnnsearch_bleu::corpus_chrf(hypotheses, &refs, &rnnsearch_bleu::ChrfOptions::default());
+    let same_length = "hypotheses and references have the same length";
+    (
+        bleu.expect(same_length).score,
+        chrf.expect(same_length).score,
+    )
+}
