@@ -7,7 +7,7 @@
 use crate::attention::{self, Shape};
 use crate::gru::{self, StepCache};
 use crate::linalg::{add_column_sums, matmul, Layout};
-use crate::packed::{affine, PackedDecoder};
+use crate::packed::{affine, fuse_recurrent, PackedDecoder};
 use crate::{Dims, GruGrads, Weights};
 
 /// The recurrence, kept for the backward pass.
@@ -31,16 +31,6 @@ pub struct DecoderGrads {
     pub initial_state: Vec<f32>,
     /// ∂L/∂(W_y E y_{i-1} + b), `[T, batch, 3m]`.
     pub input_terms: Vec<f32>,
-}
-
-/// [U | W_a] row by row.
-pub(crate) fn fuse_recurrent(u: &[f32], w_a: &[f32], m: usize, a: usize) -> Vec<f32> {
-    let mut fused = Vec::with_capacity(m * (3 * m + a));
-    for p in 0..m {
-        fused.extend_from_slice(&u[p * 3 * m..(p + 1) * 3 * m]);
-        fused.extend_from_slice(&w_a[p * a..(p + 1) * a]);
-    }
-    fused
 }
 
 /// One step of the recurrence at a time, with its buffers: [U s_{i-1} + c | W_a s_{i-1}] in one
