@@ -19,63 +19,92 @@ pub struct Shape {
     pub d_attention: usize,
 }
 
-/// Computes α_i (`[batch, src_len]`), c_i (`[batch, 2n]`) and keeps the hidden layer
-/// tanh(W_a s + U_a h_j) (`[batch, src_len, a]`) for the backward pass.
-///
-/// `query` holds W_a s_{i-1} as the last `a` values of each row of `query_stride` values.
-#[allow(clippy::too_many_arguments)]
-pub fn forward(
-    shape: Shape,
-    keys: &[f32],
-    annotations: &[f32],
-    lengths: &[usize],
-    query: &[f32],
-    query_stride: usize,
-    energy: &[f32],
-    hidden: &mut [f32],
-    alignment: &mut [f32],
-    context: &mut [f32],
-) {
+/// What every step attends over: the annotations h_j (`[batch, src_len, 2n]`, zero at
+/// padding), their keys U_a h_j (`[batch, src_len, a]`) and the sentences' lengths.
+#[derive(Clone, Copy, Debug)]
+pub struct Memory<'a> {
+    pub shape: Shape,
+    pub annotations: &'a [f32],
+    pub keys: &'a [f32],
+    pub lengths: &'a [usize],
+}
+
+/// The queries W_a s_{i-1}: the last `a` values of each row of `stride` values (the rows of
+/// the decoder's fused [U s | W_a s] product).
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a> {
+    pub values: &'a [f32],
+    pub stride: usize,
+}
+
+/// What one step computes: the hidden layer tanh(W_a s + U_a h_j) (`[batch, src_len, a]`,
+/// kept for the backward pass), α_i (`[batch, src_len]`) and c_i (`[batch, 2n]`).
+pub struct Attended<'a> {
+    pub hidden: &'a mut [f32],
+    pub alignment: &'a mut [f32],
+    pub context: &'a mut [f32],
+}
+
+/// Computes α_i and c_i for the queries of one step, with v_a = `energy`.
+pub fn forward(memory: &Memory, query: Query, energy: &[f32], out: Attended) {
     let Shape {
         src_len: s,
         d_annotation: h2,
         d_attention: a,
         ..
-    } = shape;
+    } = memory.shape;
+    let Memory {
+        annotations,
+        keys,
+        lengths,
+        ..
+    } = *memory;
+    let Query {
+        values: query,
+        stride: query_stride,
+    } = query;
+    let Attended {
+        hidden,
+        alignment,
+        context,
+    } = out;
     hidden
         .par_chunks_mut(s * a)
         .zip(alignment.par_chunks_mut(s))
         .zip(context.par_chunks_mut(h2))
         .enumerate()
         .for_each(|(b, ((hidden, alpha), ctx))| {
-            attend(
-                &query[(b + 1) * query_stride - a..(b + 1) * query_stride],
-                &keys[b * s * a..(b + 1) * s * a],
-                &annotations[b * s * h2..(b + 1) * s * h2],
-                lengths[b],
-                energy,
-                hidden,
-                alpha,
-                ctx,
-            )
+            let sentence = Sentence {
+                keys: &keys[b * s * a..(b + 1) * s * a],
+                annotations: &annotations[b * s * h2..(b + 1) * s * h2],
+                len: lengths[b],
+            };
+            let q = &query[(b + 1) * query_stride - a..(b + 1) * query_stride];
+            attend(q, sentence, energy, hidden, alpha, ctx)
         });
 }
 
+/// One sentence of a [`Memory`]: keys `[src_len, a]`, annotations `[src_len, 2n]`, length.
+#[derive(Clone, Copy)]
+struct Sentence<'a> {
+    keys: &'a [f32],
+    annotations: &'a [f32],
+    len: usize,
+}
+
 simd_dispatch! {
-    /// One sentence of [`forward`]: e_j = v_a · tanh(q + k_j) over its `len` positions (`keys`
-    /// `[src_len, a]`, the tanh layer written to `hidden`), α = softmax(e) and
-    /// c = Σ_j α_j h_j (`annotations` `[src_len, 2n]`); padding gets α_j = 0.
-    #[allow(clippy::too_many_arguments)]
+    /// One sentence of [`forward`]: e_j = v_a · tanh(q + k_j) over its `len` positions (the
+    /// tanh layer written to `hidden`), α = softmax(e) and c = Σ_j α_j h_j; padding gets
+    /// α_j = 0.
     fn attend(
         q: &[f32],
-        keys: &[f32],
-        annotations: &[f32],
-        len: usize,
+        sentence: Sentence,
         energy: &[f32],
         hidden: &mut [f32],
         alpha: &mut [f32],
         ctx: &mut [f32],
     ) {
+        let Sentence { keys, annotations, len } = sentence;
         let (a, h2) = (q.len(), ctx.len());
         let mut max = f32::NEG_INFINITY;
         for j in 0..len {
@@ -105,33 +134,48 @@ simd_dispatch! {
     }
 }
 
+/// What one step's forward pass kept: the hidden layer and α_i, as in [`Attended`].
+#[derive(Clone, Copy)]
+pub struct Saved<'a> {
+    pub hidden: &'a [f32],
+    pub alignment: &'a [f32],
+}
+
+/// Where the backward pass of one step writes: ∂L/∂h_j and ∂L/∂(U_a h_j), accumulated per
+/// sentence (`[batch, src_len, ·]`); ∂L/∂(W_a s_{i-1}), written into the last `a` values of each
+/// row of `d_query` (rows of `query_stride`, laid out as [`Query`]); and each sentence's
+/// ∂L/∂v_a, added to its row of `d_energy` (`[batch, a]`, summed by the caller).
+pub struct AttentionGrads<'a> {
+    pub d_annotations: &'a mut [f32],
+    pub d_keys: &'a mut [f32],
+    pub d_query: &'a mut [f32],
+    pub query_stride: usize,
+    pub d_energy: &'a mut [f32],
+}
+
 /// Back-propagates ∂L/∂c_i (`d_context`, `[batch, 2n]`) through one step.
-///
-/// Accumulates ∂L/∂h_j into `d_annotations` and ∂L/∂(U_a h_j) into `d_keys` (both per
-/// sentence), writes ∂L/∂(W_a s_{i-1}) into the last `a` values of each row of `d_query`
-/// (laid out as `query` in [`forward`]) and adds
-/// each sentence's ∂L/∂v_a to its row of `d_energy` (`[batch, a]`, summed by the caller).
-#[allow(clippy::too_many_arguments)]
 pub fn backward(
-    shape: Shape,
-    annotations: &[f32],
-    lengths: &[usize],
+    memory: &Memory,
     energy: &[f32],
-    hidden: &[f32],
-    alignment: &[f32],
+    saved: Saved,
     d_context: &[f32],
-    d_annotations: &mut [f32],
-    d_keys: &mut [f32],
-    d_query: &mut [f32],
-    query_stride: usize,
-    d_energy: &mut [f32],
+    grads: AttentionGrads,
 ) {
     let Shape {
         src_len: s,
         d_annotation: h2,
         d_attention: a,
         ..
-    } = shape;
+    } = memory.shape;
+    let (annotations, lengths) = (memory.annotations, memory.lengths);
+    let Saved { hidden, alignment } = saved;
+    let AttentionGrads {
+        d_annotations,
+        d_keys,
+        d_query,
+        query_stride,
+        d_energy,
+    } = grads;
     d_annotations
         .par_chunks_mut(s * h2)
         .zip(d_keys.par_chunks_mut(s * a))
@@ -172,4 +216,101 @@ pub fn backward(
                 }
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, uniform, weighted_sum};
+
+    /// ∂L/∂h_j, ∂L/∂(U_a h_j), ∂L/∂(W_a s) and ∂L/∂v_a with L = Σ r ⊙ c_i, over sentences of
+    /// different lengths (padding must get no gradient).
+    #[test]
+    fn backward_matches_finite_differences() {
+        let shape = Shape {
+            batch: 2,
+            src_len: 4,
+            d_annotation: 6,
+            d_attention: 3,
+        };
+        let (b, s, h2, a) = (2, 4, 6, 3);
+        let lengths = [4, 2];
+        let stride = a + 2; // the query sits at the end of each row
+        let mut annotations = uniform(b * s * h2, 1.0, 1);
+        let mut keys = uniform(b * s * a, 1.0, 2);
+        let mut query = uniform(b * stride, 1.0, 3);
+        let mut energy = uniform(a, 1.0, 4);
+        let r = uniform(b * h2, 1.0, 5);
+        let run = |annotations: &[f32], keys: &[f32], query: &[f32], energy: &[f32]| {
+            let memory = Memory {
+                shape,
+                annotations,
+                keys,
+                lengths: &lengths,
+            };
+            let (mut hidden, mut alignment, mut context) =
+                (vec![0.0; b * s * a], vec![0.0; b * s], vec![0.0; b * h2]);
+            let out = Attended {
+                hidden: &mut hidden,
+                alignment: &mut alignment,
+                context: &mut context,
+            };
+            let query = Query {
+                values: query,
+                stride,
+            };
+            forward(&memory, query, energy, out);
+            (hidden, alignment, context)
+        };
+        let (hidden, alignment, _) = run(&annotations, &keys, &query, &energy);
+        let mut d_annotations = vec![0.0; b * s * h2];
+        let mut d_keys = vec![0.0; b * s * a];
+        let mut d_query = vec![0.0; b * stride];
+        let mut d_energy_rows = vec![0.0; b * a];
+        let memory = Memory {
+            shape,
+            annotations: &annotations,
+            keys: &keys,
+            lengths: &lengths,
+        };
+        let grads = AttentionGrads {
+            d_annotations: &mut d_annotations,
+            d_keys: &mut d_keys,
+            d_query: &mut d_query,
+            query_stride: stride,
+            d_energy: &mut d_energy_rows,
+        };
+        let saved = Saved {
+            hidden: &hidden,
+            alignment: &alignment,
+        };
+        backward(&memory, &energy, saved, &r, grads);
+        let d_energy: Vec<f32> = (0..a)
+            .map(|p| d_energy_rows[p] + d_energy_rows[a + p])
+            .collect();
+
+        let (h0, k0, q0, v0) = (
+            annotations.clone(),
+            keys.clone(),
+            query.clone(),
+            energy.clone(),
+        );
+        let loss = |c: (Vec<f32>, Vec<f32>, Vec<f32>)| weighted_sum(&r, &c.2);
+        check(
+            "attention annotations",
+            &mut annotations,
+            &d_annotations,
+            48,
+            |h| loss(run(h, &k0, &q0, &v0)),
+        );
+        check("attention keys", &mut keys, &d_keys, 24, |k| {
+            loss(run(&h0, k, &q0, &v0))
+        });
+        check("attention query", &mut query, &d_query, 10, |q| {
+            loss(run(&h0, &k0, q, &v0))
+        });
+        check("attention energy", &mut energy, &d_energy, 3, |v| {
+            loss(run(&h0, &k0, &q0, v))
+        });
+    }
 }

@@ -4,7 +4,7 @@
 //! model; s_i = GRU(s_{i-1}, [E y_{i-1}; c_i]), where the E y_{i-1} part (`input_terms`) was
 //! computed for all positions before the loop. Buffers are time-major, `[tgt_len, batch, ·]`.
 
-use crate::attention::{self, Shape};
+use crate::attention::{self, Attended, AttentionGrads, Memory, Query, Saved, Shape};
 use crate::gru::{self, StepCache};
 use crate::linalg::{add_column_sums, matmul, Layout};
 use crate::packed::{affine, fuse_recurrent, PackedDecoder};
@@ -31,6 +31,17 @@ pub struct DecoderGrads {
     pub initial_state: Vec<f32>,
     /// ∂L/∂(W_y E y_{i-1} + b), `[T, batch, 3m]`.
     pub input_terms: Vec<f32>,
+}
+
+/// Where one step of the recurrence writes: s_i (`[batch, m]`), c_i (`[batch, 2n]`), α_i
+/// (`[batch, src_len]`), the alignment model's hidden layer (`[batch, src_len, a]`), and what the
+/// GRU's backward pass needs.
+pub struct StepOut<'a> {
+    pub s_next: &'a mut [f32],
+    pub context: &'a mut [f32],
+    pub alignment: &'a mut [f32],
+    pub hidden: &'a mut [f32],
+    pub cache: &'a mut StepCache,
 }
 
 /// One step of the recurrence at a time, with its buffers: [U s_{i-1} + c | W_a s_{i-1}] in one
@@ -72,24 +83,24 @@ impl Stepper {
     }
 
     /// s_i from s_{i-1} (`s`, `[batch, m]`) and the embedding side of the GRU's input
-    /// (`input_terms`, `[batch, 3m]`); writes s_i, c_i, α_i and the alignment model's hidden
-    /// layer (`[batch, src_len, a]`), and fills `cache`.
-    #[allow(clippy::too_many_arguments)]
+    /// (`input_terms`, `[batch, 3m]`), attending over `memory`; writes `out`. `packed`: the
+    /// decoder's weights packed for few rows, under the search.
     pub fn step(
         &mut self,
         weights: &Weights,
         packed: Option<&PackedDecoder>,
-        annotations: &[f32],
-        keys: &[f32],
-        lengths: &[usize],
+        memory: &Memory,
         s: &[f32],
         input_terms: &[f32],
-        s_next: &mut [f32],
-        context: &mut [f32],
-        alignment: &mut [f32],
-        hidden: &mut [f32],
-        cache: &mut StepCache,
+        out: StepOut,
     ) {
+        let StepOut {
+            s_next,
+            context,
+            alignment,
+            hidden,
+            cache,
+        } = out;
         let (m, e) = (self.m, self.e);
         let width = self.fused_bias.len();
         // The batch may shrink between steps (finished sentences leave a search).
@@ -110,18 +121,20 @@ impl Stepper {
             &mut self.projected,
             false,
         );
-        attention::forward(
-            self.shape,
-            keys,
-            annotations,
-            lengths,
-            &self.projected,
-            width,
-            weights.energy,
+        let memory = Memory {
+            shape: self.shape,
+            ..*memory
+        };
+        let query = Query {
+            values: &self.projected,
+            stride: width,
+        };
+        let attended = Attended {
             hidden,
             alignment,
-            context,
-        );
+            context: &mut *context,
+        };
+        attention::forward(&memory, query, weights.energy, attended);
         self.input.copy_from_slice(input_terms);
         affine(
             batch,
@@ -142,21 +155,18 @@ impl Stepper {
     }
 }
 
-/// Runs the decoder over `tgt_len` steps from `initial_state`.
-#[allow(clippy::too_many_arguments)]
+/// Runs the decoder from `initial_state` (`[batch, m]`) over as many steps as `input_terms`
+/// (`[T, batch, 3m]`) has, attending over `memory`.
 pub fn forward(
     weights: &Weights,
     dims: &Dims,
-    annotations: &[f32],
-    keys: &[f32],
-    lengths: &[usize],
-    src_len: usize,
+    memory: &Memory,
     initial_state: &[f32],
     input_terms: &[f32],
-    tgt_len: usize,
 ) -> DecoderCache {
-    let batch = lengths.len();
-    let (m, a, h2) = (dims.decoder_hidden, dims.attention, 2 * dims.hidden);
+    let (batch, src_len) = (memory.shape.batch, memory.shape.src_len);
+    let (m, h2, a) = (dims.decoder_hidden, 2 * dims.hidden, dims.attention);
+    let tgt_len = input_terms.len() / (batch * 3 * m).max(1);
     let mut stepper = Stepper::new(weights, dims, batch, src_len);
     let mut states = vec![0.0; (tgt_len + 1) * batch * m];
     states[..batch * m].copy_from_slice(initial_state);
@@ -167,19 +177,20 @@ pub fn forward(
     for i in 0..tgt_len {
         let (before, after) = states.split_at_mut((i + 1) * batch * m);
         let mut cache = StepCache::new(batch, m);
+        let out = StepOut {
+            s_next: &mut after[..batch * m],
+            context: &mut contexts[i * batch * h2..(i + 1) * batch * h2],
+            alignment: &mut alignment[i * batch * src_len..(i + 1) * batch * src_len],
+            hidden: &mut hidden[i * batch * src_len * a..(i + 1) * batch * src_len * a],
+            cache: &mut cache,
+        };
         stepper.step(
             weights,
             None,
-            annotations,
-            keys,
-            lengths,
+            memory,
             &before[i * batch * m..],
             &input_terms[i * batch * 3 * m..(i + 1) * batch * 3 * m],
-            &mut after[..batch * m],
-            &mut contexts[i * batch * h2..(i + 1) * batch * h2],
-            &mut alignment[i * batch * src_len..(i + 1) * batch * src_len],
-            &mut hidden[i * batch * src_len * a..(i + 1) * batch * src_len * a],
-            &mut cache,
+            out,
         );
         steps.push(cache);
     }
@@ -193,28 +204,43 @@ pub fn forward(
     }
 }
 
-/// Back-propagates through the recurrence.
-///
-/// `d_states` and `d_contexts` (`[T, batch, m]`, `[T, batch, 2n]`) are what the output layer
-/// sends back to s_i and c_i. Accumulates into `d_annotations` and `d_keys` (`[batch, src_len,
-/// ·]`), the decoder GRU's U, c and context rows of W (`grads`), W_a and v_a.
-#[allow(clippy::too_many_arguments)]
+/// What the output layer sends back to s_i and c_i, `[T, batch, m]` and `[T, batch, 2n]`.
+pub struct DecoderOutputGrads<'a> {
+    pub d_states: &'a [f32],
+    pub d_contexts: &'a [f32],
+}
+
+/// Where the recurrence's backward pass accumulates: ∂L/∂h_j and ∂L/∂(U_a h_j)
+/// (`[batch, src_len, ·]`), the decoder GRU's U, c and context rows of W, W_a and v_a.
+pub struct DecoderWeightGrads<'a> {
+    pub d_annotations: &'a mut [f32],
+    pub d_keys: &'a mut [f32],
+    pub gru: &'a mut GruGrads,
+    pub query: &'a mut [f32],
+    pub energy: &'a mut [f32],
+}
+
+/// Back-propagates through the recurrence, last step first.
 pub fn backward(
     weights: &Weights,
     dims: &Dims,
     cache: &DecoderCache,
-    annotations: &[f32],
-    lengths: &[usize],
-    src_len: usize,
-    d_states: &[f32],
-    d_contexts: &[f32],
-    d_annotations: &mut [f32],
-    d_keys: &mut [f32],
-    grads: &mut GruGrads,
-    d_query: &mut [f32],
-    d_energy: &mut [f32],
+    memory: &Memory,
+    d_out: DecoderOutputGrads,
+    grads: DecoderWeightGrads,
 ) -> DecoderGrads {
-    let batch = lengths.len();
+    let DecoderOutputGrads {
+        d_states,
+        d_contexts,
+    } = d_out;
+    let DecoderWeightGrads {
+        d_annotations,
+        d_keys,
+        gru: grads,
+        query: d_query,
+        energy: d_energy,
+    } = grads;
+    let (batch, src_len) = (memory.shape.batch, memory.shape.src_len);
     let (m, a, h2, e) = (
         dims.decoder_hidden,
         dims.attention,
@@ -224,12 +250,6 @@ pub fn backward(
     let tgt_len = cache.steps.len();
     let width = 3 * m + a;
     let context_weight = &weights.decoder.w[e * 3 * m..];
-    let shape = Shape {
-        batch,
-        src_len,
-        d_annotation: h2,
-        d_attention: a,
-    };
     let mut d_projected = vec![0.0; tgt_len * batch * width];
     let mut d_inputs = vec![0.0; tgt_len * batch * 3 * m];
     let mut d_recurrent = vec![0.0; batch * 3 * m];
@@ -259,20 +279,18 @@ pub fn backward(
             &mut d_context,
             true,
         );
-        attention::backward(
-            shape,
-            annotations,
-            lengths,
-            weights.energy,
-            &cache.hidden[i * batch * src_len * a..(i + 1) * batch * src_len * a],
-            &cache.alignment[i * batch * src_len..(i + 1) * batch * src_len],
-            &d_context,
-            d_annotations,
-            d_keys,
-            d_proj,
-            width,
-            &mut d_energy_rows,
-        );
+        let saved = Saved {
+            hidden: &cache.hidden[i * batch * src_len * a..(i + 1) * batch * src_len * a],
+            alignment: &cache.alignment[i * batch * src_len..(i + 1) * batch * src_len],
+        };
+        let step_grads = AttentionGrads {
+            d_annotations: &mut *d_annotations,
+            d_keys: &mut *d_keys,
+            d_query: &mut *d_proj,
+            query_stride: width,
+            d_energy: &mut d_energy_rows,
+        };
+        attention::backward(memory, weights.energy, saved, &d_context, step_grads);
         // ∂L/∂s_{i-1} = z ⊙ ds + [∂U s | ∂W_a s] [U | W_a]ᵀ
         matmul(
             Layout::NT,
@@ -331,5 +349,128 @@ pub fn backward(
     DecoderGrads {
         initial_state: ds,
         input_terms: d_inputs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, small_dims, uniform, weighted_sum, OwnedWeights};
+
+    /// The recurrence's gradients (s_0, the input terms, h_j, U_a h_j, U, c, the context rows
+    /// of W, W_a, v_a) with L = Σ r ⊙ s_i + Σ r' ⊙ c_i over three steps.
+    #[test]
+    fn backward_matches_finite_differences() {
+        let dims = small_dims(1);
+        let (m, h2, a, e) = (5, 8, 3, 3);
+        let (batch, src_len, tgt_len) = (2, 4, 3);
+        let lengths = [4, 2];
+        let mut owned = OwnedWeights::random(dims, 7);
+        let mut annotations = uniform(batch * src_len * h2, 1.0, 1);
+        for (p, row) in annotations.chunks_exact_mut(h2).enumerate() {
+            if p % src_len >= lengths[p / src_len] {
+                row.fill(0.0);
+            }
+        }
+        let mut keys = uniform(batch * src_len * a, 1.0, 2);
+        let mut initial = uniform(batch * m, 1.0, 3);
+        let mut input_terms = uniform(tgt_len * batch * 3 * m, 1.0, 4);
+        let r_states = uniform(tgt_len * batch * m, 1.0, 5);
+        let r_contexts = uniform(tgt_len * batch * h2, 1.0, 6);
+        let shape = Shape {
+            batch,
+            src_len,
+            d_annotation: h2,
+            d_attention: a,
+        };
+        let run = |w: &Weights, h: &[f32], k: &[f32], s0: &[f32], x: &[f32]| {
+            let memory = Memory {
+                shape,
+                annotations: h,
+                keys: k,
+                lengths: &lengths,
+            };
+            let cache = forward(w, &dims, &memory, s0, x);
+            weighted_sum(&r_states, &cache.states[batch * m..])
+                + weighted_sum(&r_contexts, &cache.contexts)
+        };
+
+        let weights = owned.weights();
+        let memory = Memory {
+            shape,
+            annotations: &annotations,
+            keys: &keys,
+            lengths: &lengths,
+        };
+        let cache = forward(&weights, &dims, &memory, &initial, &input_terms);
+        let mut d_annotations = vec![0.0; annotations.len()];
+        let mut d_keys = vec![0.0; keys.len()];
+        let mut gru = GruGrads::zeros(e + h2, m);
+        let (mut d_query, mut d_energy) = (vec![0.0; m * a], vec![0.0; a]);
+        let d_out = DecoderOutputGrads {
+            d_states: &r_states,
+            d_contexts: &r_contexts,
+        };
+        let grads = DecoderWeightGrads {
+            d_annotations: &mut d_annotations,
+            d_keys: &mut d_keys,
+            gru: &mut gru,
+            query: &mut d_query,
+            energy: &mut d_energy,
+        };
+        let dg = backward(&weights, &dims, &cache, &memory, d_out, grads);
+        drop(weights);
+
+        let (h0, k0, s0, x0) = (
+            annotations.clone(),
+            keys.clone(),
+            initial.clone(),
+            input_terms.clone(),
+        );
+        let w = owned.weights();
+        check("decoder s_0", &mut initial, &dg.initial_state, 10, |s| {
+            run(&w, &h0, &k0, s, &x0)
+        });
+        check(
+            "decoder input terms",
+            &mut input_terms,
+            &dg.input_terms,
+            30,
+            |x| run(&w, &h0, &k0, &s0, x),
+        );
+        check(
+            "decoder annotations",
+            &mut annotations,
+            &d_annotations,
+            30,
+            |h| run(&w, h, &k0, &s0, &x0),
+        );
+        check("decoder keys", &mut keys, &d_keys, 24, |k| {
+            run(&w, &h0, k, &s0, &x0)
+        });
+        drop(w);
+        // (weight index in OwnedWeights, the part checked, the gradient of that part)
+        let context_rows = e * 3 * m..(e + h2) * 3 * m;
+        let weight_checks = [
+            ("decoder U", 9, 0..m * 3 * m, gru.u.clone()),
+            ("decoder c", 10, 0..3 * m, gru.c.clone()),
+            (
+                "decoder W (context rows)",
+                7,
+                context_rows.clone(),
+                gru.w[context_rows].to_vec(),
+            ),
+            ("W_a", 4, 0..m * a, d_query),
+            ("v_a", 5, 0..a, d_energy),
+        ];
+        for (name, index, range, analytic) in weight_checks {
+            let mut part = owned.values_mut(index)[range.clone()].to_vec();
+            check(name, &mut part, &analytic, 24, |v| {
+                owned.values_mut(index)[range.clone()].copy_from_slice(v);
+                let loss = run(&owned.weights(), &h0, &k0, &s0, &x0);
+                loss
+            });
+            owned.values_mut(index)[range].copy_from_slice(&part);
+        }
     }
 }

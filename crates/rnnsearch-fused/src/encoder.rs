@@ -175,3 +175,87 @@ pub fn layer_backward(
     }
     d_input
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, uniform, weighted_sum};
+
+    /// ∂L/∂input and every weight gradient of both directions of one layer, with L = Σ r ⊙ h
+    /// over the real positions of sentences of different lengths.
+    #[test]
+    fn layer_backward_matches_finite_differences() {
+        let (d_in, n, src_len) = (3, 4, 5);
+        let lengths = [5, 3];
+        let batch = lengths.len();
+        let values: Vec<Vec<f32>> = (0..8)
+            .map(|i| {
+                let len = [d_in * 3 * n, 3 * n, n * 3 * n, 3 * n][i % 4];
+                uniform(len, 0.5, 10 + i as u64)
+            })
+            .collect();
+        let mut input = uniform(batch * src_len * d_in, 1.0, 1);
+        let mut r = uniform(batch * src_len * 2 * n, 1.0, 2);
+        for (p, row) in r.chunks_exact_mut(2 * n).enumerate() {
+            if p % src_len >= lengths[p / src_len] {
+                row.fill(0.0);
+            }
+        }
+        let run = |values: &[Vec<f32>], input: &[f32]| {
+            let gru = |i: usize| GruWeights {
+                w: &values[i],
+                b: &values[i + 1],
+                u: &values[i + 2],
+                c: &values[i + 3],
+            };
+            layer_forward(
+                &[gru(0), gru(4)],
+                input.to_vec(),
+                d_in,
+                &lengths,
+                src_len,
+                n,
+            )
+        };
+        let (_, cache) = run(&values, &input);
+        let mut grads = [GruGrads::zeros(d_in, n), GruGrads::zeros(d_in, n)];
+        let gru = |i: usize| GruWeights {
+            w: &values[i],
+            b: &values[i + 1],
+            u: &values[i + 2],
+            c: &values[i + 3],
+        };
+        let d_input = layer_backward(
+            &[gru(0), gru(4)],
+            &cache,
+            &r,
+            &mut grads,
+            &lengths,
+            src_len,
+            n,
+        );
+
+        let v0 = values.clone();
+        check("encoder input", &mut input, &d_input, 30, |x| {
+            weighted_sum(&r, &run(&v0, x).0)
+        });
+        for (i, name) in ["w", "b", "u", "c"].iter().enumerate() {
+            for (direction, g) in grads.iter().enumerate() {
+                let analytic = [&g.w, &g.b, &g.u, &g.c][i].clone();
+                let index = direction * 4 + i;
+                let mut perturbed = values.clone();
+                let mut own = perturbed[index].clone();
+                check(
+                    &format!("encoder direction {direction} {name}"),
+                    &mut own,
+                    &analytic,
+                    24,
+                    |v| {
+                        perturbed[index].copy_from_slice(v);
+                        weighted_sum(&r, &run(&perturbed, &input).0)
+                    },
+                );
+            }
+        }
+    }
+}

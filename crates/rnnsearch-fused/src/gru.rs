@@ -95,3 +95,40 @@ pub fn backward(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, uniform, weighted_sum};
+
+    /// ∂L/∂x, ∂L/∂u and the direct ∂L/∂h of one step, with L = Σ r ⊙ h'.
+    #[test]
+    fn backward_matches_finite_differences() {
+        let (rows, d) = (3, 4);
+        let mut x = uniform(rows * 3 * d, 1.0, 1);
+        let mut u = uniform(rows * 3 * d, 1.0, 2);
+        let mut h = uniform(rows * d, 1.0, 3);
+        let r = uniform(rows * d, 1.0, 4);
+        let step = |x: &[f32], u: &[f32], h: &[f32]| {
+            let mut next = vec![0.0; rows * d];
+            let mut cache = StepCache::new(rows, d);
+            forward(x, u, h, &mut next, &mut cache, d);
+            (next, cache)
+        };
+        let (_, cache) = step(&x, &u, &h);
+        let mut dh = r.clone();
+        let (mut dx, mut du) = (vec![0.0; rows * 3 * d], vec![0.0; rows * 3 * d]);
+        backward(&mut dh, &h, &cache, &mut dx, &mut du, d);
+
+        let (x0, u0, h0) = (x.clone(), u.clone(), h.clone());
+        check("gru x", &mut x, &dx, 36, |x| {
+            weighted_sum(&r, &step(x, &u0, &h0).0)
+        });
+        check("gru u", &mut u, &du, 36, |u| {
+            weighted_sum(&r, &step(&x0, u, &h0).0)
+        });
+        check("gru h", &mut h, &dh, 12, |h| {
+            weighted_sum(&r, &step(&x0, &u0, h).0)
+        });
+    }
+}

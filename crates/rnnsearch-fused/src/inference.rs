@@ -9,7 +9,8 @@
 //! beam search rank each row by z_i alone, so writing z_i − lse over all V would be a pass
 //! over the largest buffer of the step for nothing.
 
-use crate::decoder::Stepper;
+use crate::attention::{Memory, Shape};
+use crate::decoder::{StepOut, Stepper};
 use crate::gru::StepCache;
 use crate::output;
 use crate::packed::PackedDecoder;
@@ -79,7 +80,7 @@ impl Decoding {
                 .collect(),
             annotations: repeat_rows(&encoded.annotations, src_len * h2, copies),
             keys: repeat_rows(&encoded.keys, src_len * a, copies),
-            states: repeat_rows(&encoded.initial_state, m, copies),
+            states: repeat_rows(&encoded.bridge.initial_state, m, copies),
             stepper: Stepper::new(weights, dims, rows, src_len),
             hidden: vec![0.0; rows * src_len * a],
             cache: StepCache::new(rows, m),
@@ -107,7 +108,6 @@ impl Decoding {
         let Dims {
             embedding: e,
             decoder_hidden: m,
-            output: l,
             ..
         } = self.dims;
         let (rows, h2) = (self.rows, 2 * self.dims.hidden);
@@ -119,30 +119,31 @@ impl Decoding {
         let mut next = vec![0.0; rows * m];
         let mut context = vec![0.0; rows * h2];
         self.alignment.resize(rows * self.src_len, 0.0);
-        self.stepper.step(
-            weights,
-            packed,
-            &self.annotations,
-            &self.keys,
-            &self.lengths,
-            &self.states,
-            &input_terms,
-            &mut next,
-            &mut context,
-            &mut self.alignment,
-            &mut self.hidden,
-            &mut self.cache,
-        );
+        let memory = Memory {
+            shape: Shape {
+                batch: rows,
+                src_len: self.src_len,
+                d_annotation: h2,
+                d_attention: self.dims.attention,
+            },
+            annotations: &self.annotations,
+            keys: &self.keys,
+            lengths: &self.lengths,
+        };
+        let out = StepOut {
+            s_next: &mut next,
+            context: &mut context,
+            alignment: &mut self.alignment,
+            hidden: &mut self.hidden,
+            cache: &mut self.cache,
+        };
+        self.stepper
+            .step(weights, packed, &memory, &self.states, &input_terms, out);
 
         let features = output_features(&next, &context, &embedded, &self.dims);
         output::logits_and_normalizers(
+            &weights.output(),
             &features,
-            m + h2 + e,
-            weights.deep_w,
-            weights.deep_b,
-            weights.out_w,
-            weights.out_b,
-            l,
             packed,
             &mut self.logits,
             &mut self.log_normalizers,

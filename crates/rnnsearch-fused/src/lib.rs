@@ -26,6 +26,9 @@ pub mod packed;
 pub mod parallel;
 pub mod step;
 
+#[cfg(test)]
+mod gradcheck;
+
 pub use inference::Decoding;
 pub use packed::{PackedColumns, PackedDecoder};
 pub use parallel::{on_own_threads, train_step_in_parts};
@@ -105,6 +108,18 @@ pub struct Weights<'a> {
     /// W_o `[l, V_tgt]` and `[V_tgt]`.
     pub out_w: &'a [f32],
     pub out_b: &'a [f32],
+}
+
+impl<'a> Weights<'a> {
+    /// The deep output's and the projection's weights.
+    pub fn output(&self) -> output::OutputWeights<'a> {
+        output::OutputWeights {
+            deep_w: self.deep_w,
+            deep_b: self.deep_b,
+            out_w: self.out_w,
+            out_b: self.out_b,
+        }
+    }
 }
 
 /// Gradients of every weight, in the layout of [`Weights`].

@@ -37,23 +37,49 @@ pub struct LossSums {
     pub nll: f64,
 }
 
-/// Logits `[rows, V]` from `features` (`[rows, d_features]`).
-#[allow(clippy::too_many_arguments)]
+/// The deep output's and the projection's weights: U_o, C_o and V_o stacked as `deep_w`
+/// (`[m + 2n + E, 2l]`, rows in the order of the features) with `deep_b` (`[2l]`), and W_o
+/// (`out_w`, `[l, V]`) with `out_b` (`[V]`).
+#[derive(Clone, Copy, Debug)]
+pub struct OutputWeights<'a> {
+    pub deep_w: &'a [f32],
+    pub deep_b: &'a [f32],
+    pub out_w: &'a [f32],
+    pub out_b: &'a [f32],
+}
+
+impl OutputWeights<'_> {
+    /// l, the maxout units after pooling.
+    pub fn units(&self) -> usize {
+        self.deep_b.len() / 2
+    }
+
+    /// The width of the features, m + 2n + E.
+    pub fn d_features(&self) -> usize {
+        self.deep_w.len() / self.deep_b.len()
+    }
+}
+
+/// Gradients of an [`OutputWeights`], accumulated into.
+pub struct OutputGrads<'a> {
+    pub deep_w: &'a mut [f32],
+    pub deep_b: &'a mut [f32],
+    pub out_w: &'a mut [f32],
+    pub out_b: &'a mut [f32],
+}
+
+/// Logits `[rows, V]` from `features` (`[rows, m + 2n + E]`), with dropout `mask` on t_i.
 pub fn forward(
+    w: &OutputWeights,
     features: Vec<f32>,
-    d_features: usize,
-    deep_w: &[f32],
-    deep_b: &[f32],
-    out_w: &[f32],
-    out_b: &[f32],
-    l: usize,
     mask: Option<Vec<f32>>,
 ) -> (Vec<f32>, OutputCache) {
-    let (mut t, upper_won) = maxout(&features, d_features, deep_w, deep_b, l, None);
+    let (l, d_features) = (w.units(), w.d_features());
+    let (mut t, upper_won) = maxout(&features, d_features, w.deep_w, w.deep_b, l, None);
     if let Some(mask) = &mask {
         t.iter_mut().zip(mask).for_each(|(t, m)| *t *= m);
     }
-    let logits = project(&t, out_w, out_b, l);
+    let logits = project(&t, w.out_w, w.out_b, l);
     (
         logits,
         OutputCache {
@@ -72,19 +98,20 @@ pub fn forward(
 /// caller's buffers reused from step to step, and lse gathered block by block of the
 /// vocabulary while each block of logits is still in cache, instead of in passes of its own
 /// over all of them. `packed`, when given, holds `deep_w` and `out_w` packed for few rows.
-#[allow(clippy::too_many_arguments)]
 pub fn logits_and_normalizers(
+    w: &OutputWeights,
     features: &[f32],
-    d_features: usize,
-    deep_w: &[f32],
-    deep_b: &[f32],
-    out_w: &[f32],
-    out_b: &[f32],
-    l: usize,
     packed: Option<&PackedDecoder>,
     logits: &mut Vec<f32>,
     log_normalizers: &mut Vec<f32>,
 ) {
+    let (l, d_features) = (w.units(), w.d_features());
+    let OutputWeights {
+        deep_w,
+        deep_b,
+        out_w,
+        out_b,
+    } = *w;
     // Logits per block: a block of all rows stays within a core's L2 (1 MiB here).
     const BLOCK_FLOATS: usize = 1 << 17;
     let (t, _) = maxout(
@@ -234,18 +261,19 @@ simd_dispatch! {
 /// Back-propagates ∂L/∂logits through the projection and the deep output.
 ///
 /// Accumulates the four weight gradients and returns ∂L/∂features (`[rows, d_features]`).
-#[allow(clippy::too_many_arguments)]
 pub fn backward(
+    w: &OutputWeights,
     cache: &OutputCache,
     d_logits: &[f32],
-    deep_w: &[f32],
-    out_w: &[f32],
-    l: usize,
-    d_deep_w: &mut [f32],
-    d_deep_b: &mut [f32],
-    d_out_w: &mut [f32],
-    d_out_b: &mut [f32],
+    grads: OutputGrads,
 ) -> Vec<f32> {
+    let (l, deep_w, out_w) = (w.units(), w.deep_w, w.out_w);
+    let OutputGrads {
+        deep_w: d_deep_w,
+        deep_b: d_deep_b,
+        out_w: d_out_w,
+        out_b: d_out_b,
+    } = grads;
     let vocab = d_out_b.len();
     let rows = d_logits.len() / vocab;
     matmul(
@@ -325,18 +353,13 @@ mod tests {
         });
         for packed in [None, packed.as_ref()] {
             let (mut logits, mut lse) = (vec![f32::NAN; 7], vec![f32::NAN; 3]);
-            logits_and_normalizers(
-                &features,
-                d,
-                &deep_w,
-                &deep_b,
-                &out_w,
-                &out_b,
-                l,
-                packed,
-                &mut logits,
-                &mut lse,
-            );
+            let w = OutputWeights {
+                deep_w: &deep_w,
+                deep_b: &deep_b,
+                out_w: &out_w,
+                out_b: &out_b,
+            };
+            logits_and_normalizers(&w, &features, packed, &mut logits, &mut lse);
 
             let (t, _) = maxout(&features, d, &deep_w, &deep_b, l, None);
             let want = project(&t, &out_w, &out_b, l);
@@ -350,5 +373,73 @@ mod tests {
                 assert!((got as f64 - expected).abs() < 1e-4, "{got} vs {expected}");
             }
         }
+    }
+
+    /// ∂L/∂features and the four weight gradients of the deep output, the projection and the
+    /// smoothed loss, with dropout on t_i and a padded row. Each maxout pair is kept far apart
+    /// (biases ±3), so that no perturbation changes which half wins.
+    #[test]
+    fn backward_matches_finite_differences() {
+        use crate::gradcheck::{check, uniform};
+        let (rows, d, l, vocab) = (4, 6, 3, 5);
+        let mut features = uniform(rows * d, 1.0, 1);
+        let mut deep_w = uniform(d * 2 * l, 0.1, 2);
+        let mut deep_b: Vec<f32> = (0..2 * l)
+            .map(|k| if (k % l) % 2 == (k / l) { 3.0 } else { -3.0 })
+            .collect();
+        let mut out_w = uniform(l * vocab, 1.0, 3);
+        let mut out_b = uniform(vocab, 1.0, 4);
+        let mask = vec![2.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 2.0];
+        let (targets, row_weights) = ([1, 4, 0, 2], [0.25, 0.25, 0.0, 0.25]);
+        let loss = |f: &[f32], dw: &[f32], db: &[f32], ow: &[f32], ob: &[f32]| {
+            let w = OutputWeights {
+                deep_w: dw,
+                deep_b: db,
+                out_w: ow,
+                out_b: ob,
+            };
+            let (mut logits, cache) = forward(&w, f.to_vec(), Some(mask.clone()));
+            let sums = loss_and_gradient(&mut logits, &targets, &row_weights, 0.1);
+            (sums.objective, logits, cache)
+        };
+        let (_, d_logits, cache) = loss(&features, &deep_w, &deep_b, &out_w, &out_b);
+        let (mut g_dw, mut g_db) = (vec![0.0; d * 2 * l], vec![0.0; 2 * l]);
+        let (mut g_ow, mut g_ob) = (vec![0.0; l * vocab], vec![0.0; vocab]);
+        let w = OutputWeights {
+            deep_w: &deep_w,
+            deep_b: &deep_b,
+            out_w: &out_w,
+            out_b: &out_b,
+        };
+        let grads = OutputGrads {
+            deep_w: &mut g_dw,
+            deep_b: &mut g_db,
+            out_w: &mut g_ow,
+            out_b: &mut g_ob,
+        };
+        let d_features = backward(&w, &cache, &d_logits, grads);
+
+        let (f0, dw0, db0, ow0, ob0) = (
+            features.clone(),
+            deep_w.clone(),
+            deep_b.clone(),
+            out_w.clone(),
+            out_b.clone(),
+        );
+        check("output features", &mut features, &d_features, 24, |f| {
+            loss(f, &dw0, &db0, &ow0, &ob0).0
+        });
+        check("deep output W", &mut deep_w, &g_dw, 36, |v| {
+            loss(&f0, v, &db0, &ow0, &ob0).0
+        });
+        check("deep output b", &mut deep_b, &g_db, 6, |v| {
+            loss(&f0, &dw0, v, &ow0, &ob0).0
+        });
+        check("W_o", &mut out_w, &g_ow, 15, |v| {
+            loss(&f0, &dw0, &db0, v, &ob0).0
+        });
+        check("W_o bias", &mut out_b, &g_ob, 5, |v| {
+            loss(&f0, &dw0, &db0, &ow0, v).0
+        });
     }
 }

@@ -1,12 +1,19 @@
 //! One training step: forward, loss and backward for a padded batch.
+//!
+//! [`train_step`] reads as the model: the forward pass layer by layer (source embeddings, the
+//! encoder's layers, the keys U_a h_j, the bridge, target embeddings, the decoder's recurrence
+//! with its attention, the deep output, the loss), then the backward pass through the same
+//! layers in reverse order. Each layer is one forward and one backward function here or in its
+//! own module (`encoder`, `decoder`, `attention`, `gru`, `output`).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::decoder;
+use crate::attention::{Memory, Shape};
+use crate::decoder::{self, DecoderOutputGrads, DecoderWeightGrads};
 use crate::encoder::{layer_backward, layer_forward, LayerCache};
 use crate::linalg::{add_bias, add_column_sums, matmul, tanh, Layout};
-use crate::output::{self, LossSums};
+use crate::output::{self, LossSums, OutputGrads};
 use crate::packed::{affine, PackedColumns};
 use crate::{Dims, Grads, GruGrads, Weights};
 
@@ -48,6 +55,16 @@ pub struct StepResult {
 }
 
 impl Grads {
+    /// The deep output's and the projection's gradients.
+    pub fn output(&mut self) -> OutputGrads<'_> {
+        OutputGrads {
+            deep_w: &mut self.deep_w,
+            deep_b: &mut self.deep_b,
+            out_w: &mut self.out_w,
+            out_b: &mut self.out_b,
+        }
+    }
+
     /// Zero gradients for a model of size `dims`.
     pub fn zeros(dims: &Dims) -> Self {
         let (e, n, m, a, l) = (
@@ -173,13 +190,31 @@ pub(crate) struct EncoderForward {
     pub annotations: Vec<f32>,
     /// U_a h_j, `[batch, src_len, a]`.
     pub keys: Vec<f32>,
-    /// ←h_1 per sentence, `[batch, n]`.
-    backward_first: Vec<f32>,
-    /// s_0 = tanh(W_s ←h_1 + b_s), `[batch, m]`.
-    pub initial_state: Vec<f32>,
+    /// s_0 and what the bridge's backward pass needs.
+    pub bridge: BridgeForward,
+    /// The dropout mask on the source embeddings.
     source_mask: Option<Vec<f32>>,
     layer_caches: Vec<LayerCache>,
+    /// The dropout masks between layers (on the input of layer 1, 2, ...).
     layer_masks: Vec<Option<Vec<f32>>>,
+}
+
+impl EncoderForward {
+    /// What the decoder attends over.
+    pub(crate) fn memory<'a>(&'a self, dims: &Dims, lengths: &'a [usize]) -> Memory<'a> {
+        let batch = lengths.len();
+        Memory {
+            shape: Shape {
+                batch,
+                src_len: self.annotations.len() / (batch * 2 * dims.hidden).max(1),
+                d_annotation: 2 * dims.hidden,
+                d_attention: dims.attention,
+            },
+            annotations: &self.annotations,
+            keys: &self.keys,
+            lengths,
+        }
+    }
 }
 
 /// Embeddings, the bidirectional layers, the keys and the bridge for `source` (`[batch,
@@ -191,21 +226,42 @@ pub(crate) fn encode(
     lengths: &[usize],
     masks: &mut Masks,
 ) -> EncoderForward {
-    let b_size = lengths.len();
-    let src_len = source.len() / b_size.max(1);
-    let (e, n, m, a) = (
+    let mut x = embed(
+        weights.src_embedding,
+        source.iter().copied(),
         dims.embedding,
-        dims.hidden,
-        dims.decoder_hidden,
-        dims.attention,
     );
-    let h2 = 2 * n;
-    let mut x = embed(weights.src_embedding, source.iter().copied(), e);
     let source_mask = masks.next(x.len());
     apply(&mut x, &source_mask);
+    let (annotations, layer_caches, layer_masks) =
+        encoder_forward(weights, dims, x, lengths, masks);
+    let keys = keys_forward(weights, dims, &annotations);
+    let bridge = bridge_forward(weights, dims, &annotations, lengths.len());
+    EncoderForward {
+        annotations,
+        keys,
+        bridge,
+        source_mask,
+        layer_caches,
+        layer_masks,
+    }
+}
+
+/// The encoder's layers over the embedded source `x` (`[batch, src_len, E]`), with dropout
+/// between layers: h_j (`[batch, src_len, 2n]`, zero at padding), each layer's cache and mask.
+#[allow(clippy::type_complexity)]
+fn encoder_forward(
+    weights: &Weights,
+    dims: &Dims,
+    mut x: Vec<f32>,
+    lengths: &[usize],
+    masks: &mut Masks,
+) -> (Vec<f32>, Vec<LayerCache>, Vec<Option<Vec<f32>>>) {
+    let src_len = x.len() / (lengths.len() * dims.embedding).max(1);
+    let (n, h2) = (dims.hidden, 2 * dims.hidden);
     let mut layer_caches = Vec::with_capacity(dims.layers);
     let mut layer_masks = Vec::with_capacity(dims.layers);
-    let mut d_in = e;
+    let mut d_in = dims.embedding;
     for (layer, w) in weights.encoder.iter().enumerate() {
         if layer > 0 {
             let mask = masks.next(x.len());
@@ -217,35 +273,63 @@ pub(crate) fn encode(
         x = out;
         d_in = h2;
     }
-    let mut annotations = x;
-    let keep = |b: usize, j: usize| j < lengths[b];
-    for (r, row) in annotations.chunks_exact_mut(h2).enumerate() {
-        if !keep(r / src_len, r % src_len) {
+    zero_padding(&mut x, lengths, src_len, h2);
+    (x, layer_caches, layer_masks)
+}
+
+/// Sets the rows of padding positions of `x` (`[batch, src_len, width]`) to zero.
+fn zero_padding(x: &mut [f32], lengths: &[usize], src_len: usize, width: usize) {
+    for (r, row) in x.chunks_exact_mut(width).enumerate() {
+        if r % src_len >= lengths[r / src_len] {
             row.fill(0.0);
         }
     }
-    let mut keys = vec![0.0; b_size * src_len * a];
+}
+
+/// The keys U_a h_j, `[batch, src_len, a]`, computed once per batch.
+fn keys_forward(weights: &Weights, dims: &Dims, annotations: &[f32]) -> Vec<f32> {
+    let (h2, a) = (2 * dims.hidden, dims.attention);
+    let positions = annotations.len() / h2;
+    let mut keys = vec![0.0; positions * a];
     matmul(
         Layout::NN,
-        b_size * src_len,
+        positions,
         h2,
         a,
-        &annotations,
+        annotations,
         weights.key,
         &mut keys,
         false,
     );
+    keys
+}
 
-    // s_0 = tanh(W_s ←h_1 + b_s)
-    let mut backward_first = vec![0.0; b_size * n];
-    for b in 0..b_size {
+/// The bridge's input and output.
+pub(crate) struct BridgeForward {
+    /// ←h_1 per sentence, `[batch, n]`.
+    backward_first: Vec<f32>,
+    /// s_0 = tanh(W_s ←h_1 + b_s), `[batch, m]`.
+    pub initial_state: Vec<f32>,
+}
+
+/// s_0 = tanh(W_s ←h_1 + b_s).
+fn bridge_forward(
+    weights: &Weights,
+    dims: &Dims,
+    annotations: &[f32],
+    batch: usize,
+) -> BridgeForward {
+    let (n, m, h2) = (dims.hidden, dims.decoder_hidden, 2 * dims.hidden);
+    let src_len = annotations.len() / (batch * h2).max(1);
+    let mut backward_first = vec![0.0; batch * n];
+    for b in 0..batch {
         let from = b * src_len * h2 + n;
         backward_first[b * n..(b + 1) * n].copy_from_slice(&annotations[from..from + n]);
     }
-    let mut initial_state = vec![0.0; b_size * m];
+    let mut initial_state = vec![0.0; batch * m];
     matmul(
         Layout::NN,
-        b_size,
+        batch,
         n,
         m,
         &backward_first,
@@ -255,85 +339,52 @@ pub(crate) fn encode(
     );
     add_bias(&mut initial_state, weights.bridge_b);
     initial_state.iter_mut().for_each(|v| *v = tanh(*v));
-
-    EncoderForward {
-        annotations,
-        keys,
+    BridgeForward {
         backward_first,
         initial_state,
-        source_mask,
-        layer_caches,
-        layer_masks,
     }
 }
 
-/// Forward, label-smoothed loss and backward of one batch: the loss and every weight's gradient.
-pub fn train_step(
+/// The decoder's inputs E y_{i-1}, time-major `[tgt_len, batch, E]` after dropout, and their
+/// part of the GRU's input, W_y E y_{i-1} + b (`[tgt_len, batch, 3m]`).
+struct TargetForward {
+    embedded: Vec<f32>,
+    mask: Option<Vec<f32>>,
+    input_terms: Vec<f32>,
+}
+
+/// The token fed to the decoder at time-major row r (position r / batch of sentence r % batch).
+fn token_in(batch: &Batch, r: usize) -> usize {
+    let b_size = batch.source_lengths.len();
+    batch.target_in[(r % b_size) * batch.tgt_len + r / b_size]
+}
+
+fn target_forward(
     weights: &Weights,
     dims: &Dims,
     batch: &Batch,
-    options: &StepOptions,
-) -> StepResult {
-    let lengths = batch.source_lengths;
-    let b_size = lengths.len();
-    let src_len = batch.source.len() / b_size.max(1);
-    let tgt_len = batch.tgt_len;
-    let (e, n, m, a, l) = (
-        dims.embedding,
-        dims.hidden,
-        dims.decoder_hidden,
-        dims.attention,
-        dims.output,
-    );
-    let h2 = 2 * n;
-    let mut masks = Masks::new(options.dropout, options.seed);
-
-    let EncoderForward {
-        annotations,
-        keys,
-        backward_first,
-        initial_state,
-        source_mask,
-        layer_caches,
-        layer_masks,
-    } = encode(weights, dims, batch.source, lengths, &mut masks);
-    let keep = |b: usize, j: usize| j < lengths[b];
-
-    // Decoder inputs E y_{i-1}, time-major, and their part of the GRU's input side.
-    let rows = tgt_len * b_size;
-    let token_in = |r: usize| batch.target_in[(r % b_size) * tgt_len + r / b_size];
-    let mut embedded = embed(weights.tgt_embedding, (0..rows).map(token_in), e);
-    let target_mask = masks.next(embedded.len());
-    apply(&mut embedded, &target_mask);
+    masks: &mut Masks,
+) -> TargetForward {
+    let rows = batch.tgt_len * batch.source_lengths.len();
+    let (e, m) = (dims.embedding, dims.decoder_hidden);
+    let tokens = (0..rows).map(|r| token_in(batch, r));
+    let mut embedded = embed(weights.tgt_embedding, tokens, e);
+    let mask = masks.next(embedded.len());
+    apply(&mut embedded, &mask);
     let input_terms = input_terms(weights, &embedded, e, m, None);
+    TargetForward {
+        embedded,
+        mask,
+        input_terms,
+    }
+}
 
-    let dec = decoder::forward(
-        weights,
-        dims,
-        &annotations,
-        &keys,
-        lengths,
-        src_len,
-        &initial_state,
-        &input_terms,
-        tgt_len,
-    );
-
-    // Output layer over [s_i; c_i; E y_{i-1}] for every position.
-    let d_features = m + h2 + e;
-    let features = output_features(&dec.states[b_size * m..], &dec.contexts, &embedded, dims);
-    let output_mask = masks.next(rows * l);
-    let (mut logits, out_cache) = output::forward(
-        features,
-        d_features,
-        weights.deep_w,
-        weights.deep_b,
-        weights.out_w,
-        weights.out_b,
-        l,
-        output_mask,
-    );
-    let at = |r: usize| (r % b_size) * tgt_len + r / b_size;
+/// The label-smoothed loss over every real target position, with the logits replaced by
+/// ∂L/∂logits. The loss is the mean over the batch's real target tokens (`options.tokens`).
+fn loss_forward_backward(logits: &mut [f32], batch: &Batch, options: &StepOptions) -> LossSums {
+    let b_size = batch.source_lengths.len();
+    let rows = batch.tgt_len * b_size;
+    let at = |r: usize| (r % b_size) * batch.tgt_len + r / b_size;
     let targets: Vec<usize> = (0..rows).map(|r| batch.target_out[at(r)]).collect();
     let scale = 1.0 / options.tokens.max(1) as f32;
     let row_weights: Vec<f32> = (0..rows)
@@ -345,102 +396,184 @@ pub fn train_step(
             }
         })
         .collect();
-    let LossSums { objective, nll } =
-        output::loss_and_gradient(&mut logits, &targets, &row_weights, options.label_smoothing);
+    output::loss_and_gradient(logits, &targets, &row_weights, options.label_smoothing)
+}
 
-    // Backward.
+/// Forward, label-smoothed loss and backward of one batch: the loss and every weight's gradient.
+pub fn train_step(
+    weights: &Weights,
+    dims: &Dims,
+    batch: &Batch,
+    options: &StepOptions,
+) -> StepResult {
+    let lengths = batch.source_lengths;
+    let mut masks = Masks::new(options.dropout, options.seed);
+
+    // Forward.
+    let enc = encode(weights, dims, batch.source, lengths, &mut masks);
+    let target = target_forward(weights, dims, batch, &mut masks);
+    let memory = enc.memory(dims, lengths);
+    let initial_state = &enc.bridge.initial_state;
+    let dec = decoder::forward(weights, dims, &memory, initial_state, &target.input_terms);
+    let m = dims.decoder_hidden;
+    let states = &dec.states[lengths.len() * m..];
+    let features = output_features(states, &dec.contexts, &target.embedded, dims);
+    let output_mask = masks.next(target.embedded.len() / dims.embedding * dims.output);
+    let (mut logits, out_cache) = output::forward(&weights.output(), features, output_mask);
+    let LossSums { objective, nll } = loss_forward_backward(&mut logits, batch, options);
+
+    // Backward, the same layers in reverse order.
     let mut grads = Grads::zeros(dims);
-    let d_features_all = output::backward(
-        &out_cache,
-        &logits,
-        weights.deep_w,
-        weights.out_w,
-        l,
-        &mut grads.deep_w,
-        &mut grads.deep_b,
-        &mut grads.out_w,
-        &mut grads.out_b,
-    );
+    let d_features = output::backward(&weights.output(), &out_cache, &logits, grads.output());
     drop(logits);
+    let (d_states, d_contexts, d_embedded) = split_features(&d_features, dims);
+    let mut d_annotations = vec![0.0; enc.annotations.len()];
+    let mut d_keys = vec![0.0; enc.keys.len()];
+    let d_out = DecoderOutputGrads {
+        d_states: &d_states,
+        d_contexts: &d_contexts,
+    };
+    let decoder_grads = DecoderWeightGrads {
+        d_annotations: &mut d_annotations,
+        d_keys: &mut d_keys,
+        gru: &mut grads.decoder,
+        query: &mut grads.query,
+        energy: &mut grads.energy,
+    };
+    let dg = decoder::backward(weights, dims, &dec, &memory, d_out, decoder_grads);
+    target_backward(
+        weights,
+        dims,
+        batch,
+        &target,
+        &dg.input_terms,
+        d_embedded,
+        &mut grads,
+    );
+    bridge_backward(
+        weights,
+        dims,
+        &enc.bridge,
+        &dg.initial_state,
+        &mut d_annotations,
+        &mut grads,
+    );
+    keys_backward(
+        weights,
+        dims,
+        &enc.annotations,
+        &d_keys,
+        &mut d_annotations,
+        &mut grads.key,
+    );
+    zero_padding(
+        &mut d_annotations,
+        lengths,
+        memory.shape.src_len,
+        2 * dims.hidden,
+    );
+    encoder_backward(weights, dims, &enc, d_annotations, batch, &mut grads);
+
+    StepResult {
+        loss: objective,
+        nll_sum: nll,
+        grads,
+    }
+}
+
+/// ∂L/∂[s_i; c_i; E y_{i-1}] split into its three parts.
+fn split_features(d_features: &[f32], dims: &Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (m, h2, e) = (dims.decoder_hidden, 2 * dims.hidden, dims.embedding);
+    let width = m + h2 + e;
+    let rows = d_features.len() / width;
     let mut d_states = vec![0.0; rows * m];
     let mut d_contexts = vec![0.0; rows * h2];
     let mut d_embedded = vec![0.0; rows * e];
-    for (r, row) in d_features_all.chunks_exact(d_features).enumerate() {
+    for (r, row) in d_features.chunks_exact(width).enumerate() {
         d_states[r * m..(r + 1) * m].copy_from_slice(&row[..m]);
         d_contexts[r * h2..(r + 1) * h2].copy_from_slice(&row[m..m + h2]);
         d_embedded[r * e..(r + 1) * e].copy_from_slice(&row[m + h2..]);
     }
-    let mut d_annotations = vec![0.0; b_size * src_len * h2];
-    let mut d_keys = vec![0.0; b_size * src_len * a];
-    let dg = decoder::backward(
-        weights,
-        dims,
-        &dec,
-        &annotations,
-        lengths,
-        src_len,
-        &d_states,
-        &d_contexts,
-        &mut d_annotations,
-        &mut d_keys,
-        &mut grads.decoder,
-        &mut grads.query,
-        &mut grads.energy,
-    );
+    (d_states, d_contexts, d_embedded)
+}
 
-    // The embedding side of the decoder's input: W_y E y_{i-1} + b.
+/// The embedding side of the decoder's input, W_y E y_{i-1} + b, and the target embeddings:
+/// `d_input_terms` is ∂L/∂(W_y E y + b) from the recurrence, `d_embedded` what the deep output
+/// sent back to E y_{i-1}.
+fn target_backward(
+    weights: &Weights,
+    dims: &Dims,
+    batch: &Batch,
+    target: &TargetForward,
+    d_input_terms: &[f32],
+    mut d_embedded: Vec<f32>,
+    grads: &mut Grads,
+) {
+    let (e, m) = (dims.embedding, dims.decoder_hidden);
+    let rows = target.embedded.len() / e;
     matmul(
         Layout::TN,
         e,
         rows,
         3 * m,
-        &embedded,
-        &dg.input_terms,
+        &target.embedded,
+        d_input_terms,
         &mut grads.decoder.w[..e * 3 * m],
         true,
     );
-    add_column_sums(&dg.input_terms, &mut grads.decoder.b);
+    add_column_sums(d_input_terms, &mut grads.decoder.b);
     matmul(
         Layout::NT,
         rows,
         3 * m,
         e,
-        &dg.input_terms,
+        d_input_terms,
         &weights.decoder.w[..e * 3 * m],
         &mut d_embedded,
         true,
     );
-    apply(&mut d_embedded, &target_mask);
+    apply(&mut d_embedded, &target.mask);
     for (r, row) in d_embedded.chunks_exact(e).enumerate() {
-        let token = token_in(r);
+        let token = token_in(batch, r);
         grads.tgt_embedding[token * e..(token + 1) * e]
             .iter_mut()
             .zip(row)
             .for_each(|(g, v)| *g += v);
     }
+}
 
-    // Bridge.
-    let mut d_pre: Vec<f32> = dg
-        .initial_state
+/// Back through s_0 = tanh(W_s ←h_1 + b_s), given ∂L/∂s_0; adds ∂L/∂←h_1 to `d_annotations`.
+fn bridge_backward(
+    weights: &Weights,
+    dims: &Dims,
+    bridge: &BridgeForward,
+    d_initial_state: &[f32],
+    d_annotations: &mut [f32],
+    grads: &mut Grads,
+) {
+    let (n, m, h2) = (dims.hidden, dims.decoder_hidden, 2 * dims.hidden);
+    let batch = bridge.initial_state.len() / m;
+    let src_len = d_annotations.len() / (batch * h2).max(1);
+    let d_pre: Vec<f32> = d_initial_state
         .iter()
-        .zip(&initial_state)
+        .zip(&bridge.initial_state)
         .map(|(d, s)| d * (1.0 - s * s))
         .collect();
     matmul(
         Layout::TN,
         n,
-        b_size,
+        batch,
         m,
-        &backward_first,
+        &bridge.backward_first,
         &d_pre,
         &mut grads.bridge_w,
         true,
     );
     add_column_sums(&d_pre, &mut grads.bridge_b);
-    let mut d_backward_first = vec![0.0; b_size * n];
+    let mut d_backward_first = vec![0.0; batch * n];
     matmul(
         Layout::NT,
-        b_size,
+        batch,
         m,
         n,
         &d_pre,
@@ -448,25 +581,34 @@ pub fn train_step(
         &mut d_backward_first,
         false,
     );
-    d_pre.clear();
-    for b in 0..b_size {
+    for b in 0..batch {
         let to = b * src_len * h2 + n;
         d_annotations[to..to + n]
             .iter_mut()
             .zip(&d_backward_first[b * n..(b + 1) * n])
             .for_each(|(d, v)| *d += v);
     }
+}
 
-    // Keys U_a h_j.
-    let positions = b_size * src_len;
+/// Back through the keys U_a h_j: accumulates ∂U_a and adds ∂L/∂h_j to `d_annotations`.
+fn keys_backward(
+    weights: &Weights,
+    dims: &Dims,
+    annotations: &[f32],
+    d_keys: &[f32],
+    d_annotations: &mut [f32],
+    d_key_weights: &mut [f32],
+) {
+    let (h2, a) = (2 * dims.hidden, dims.attention);
+    let positions = annotations.len() / h2;
     matmul(
         Layout::TN,
         h2,
         positions,
         a,
-        &annotations,
-        &d_keys,
-        &mut grads.key,
+        annotations,
+        d_keys,
+        d_key_weights,
         true,
     );
     matmul(
@@ -474,45 +616,159 @@ pub fn train_step(
         positions,
         a,
         h2,
-        &d_keys,
+        d_keys,
         weights.key,
-        &mut d_annotations,
+        d_annotations,
         true,
     );
-    for (r, row) in d_annotations.chunks_exact_mut(h2).enumerate() {
-        if !keep(r / src_len, r % src_len) {
-            row.fill(0.0);
-        }
-    }
+}
 
-    // Encoder layers, last to first, then the source embeddings.
+/// Back through the encoder's layers, last to first, then the source embeddings.
+fn encoder_backward(
+    weights: &Weights,
+    dims: &Dims,
+    enc: &EncoderForward,
+    d_annotations: Vec<f32>,
+    batch: &Batch,
+    grads: &mut Grads,
+) {
+    let lengths = batch.source_lengths;
+    let src_len = batch.source.len() / lengths.len().max(1);
+    let e = dims.embedding;
     let mut d_output = d_annotations;
     for layer in (0..dims.layers).rev() {
         let mut d_input = layer_backward(
             &weights.encoder[layer],
-            &layer_caches[layer],
+            &enc.layer_caches[layer],
             &d_output,
             &mut grads.encoder[layer],
             lengths,
             src_len,
-            n,
+            dims.hidden,
         );
         if layer > 0 {
-            apply(&mut d_input, &layer_masks[layer - 1]);
+            apply(&mut d_input, &enc.layer_masks[layer - 1]);
         }
         d_output = d_input;
     }
-    apply(&mut d_output, &source_mask);
+    apply(&mut d_output, &enc.source_mask);
     for (row, &token) in d_output.chunks_exact(e).zip(batch.source) {
         grads.src_embedding[token * e..(token + 1) * e]
             .iter_mut()
             .zip(row)
             .for_each(|(g, v)| *g += v);
     }
+}
 
-    StepResult {
-        loss: objective,
-        nll_sum: nll,
-        grads,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, small_dims, uniform, weighted_sum, OwnedWeights};
+
+    /// Checks weight `index` of `owned` (values `range`) against `analytic` by finite
+    /// differences of `loss`.
+    fn check_weight(
+        name: &str,
+        owned: &mut OwnedWeights,
+        index: usize,
+        range: std::ops::Range<usize>,
+        analytic: &[f32],
+        loss: impl Fn(&Weights) -> f64,
+    ) {
+        let mut part = owned.values_mut(index)[range.clone()].to_vec();
+        check(name, &mut part, analytic, 24, |v| {
+            owned.values_mut(index)[range.clone()].copy_from_slice(v);
+            loss(&owned.weights())
+        });
+        owned.values_mut(index)[range].copy_from_slice(&part);
+    }
+
+    /// The bridge s_0 = tanh(W_s ←h_1 + b_s) and the keys U_a h_j, with L = Σ r ⊙ s_0 +
+    /// Σ r' ⊙ keys: ∂L/∂h_j, W_s, b_s and U_a.
+    #[test]
+    fn bridge_and_keys_backward_match_finite_differences() {
+        let dims = small_dims(1);
+        let (batch, src_len, h2) = (2, 3, 8);
+        let mut owned = OwnedWeights::random(dims, 3);
+        let mut annotations = uniform(batch * src_len * h2, 1.0, 1);
+        let r_state = uniform(batch * dims.decoder_hidden, 1.0, 2);
+        let r_keys = uniform(batch * src_len * dims.attention, 1.0, 3);
+        let loss = |w: &Weights, h: &[f32]| {
+            let bridge = bridge_forward(w, &dims, h, batch);
+            weighted_sum(&r_state, &bridge.initial_state)
+                + weighted_sum(&r_keys, &keys_forward(w, &dims, h))
+        };
+        let mut grads = Grads::zeros(&dims);
+        let mut d_annotations = vec![0.0; annotations.len()];
+        let w = owned.weights();
+        let bridge = bridge_forward(&w, &dims, &annotations, batch);
+        bridge_backward(&w, &dims, &bridge, &r_state, &mut d_annotations, &mut grads);
+        keys_backward(
+            &w,
+            &dims,
+            &annotations,
+            &r_keys,
+            &mut d_annotations,
+            &mut grads.key,
+        );
+        let h0 = annotations.clone();
+        check(
+            "bridge and keys: annotations",
+            &mut annotations,
+            &d_annotations,
+            24,
+            |h| loss(&w, h),
+        );
+        drop(w);
+        let n_m = dims.hidden * dims.decoder_hidden;
+        let l = |w: &Weights| loss(w, &h0);
+        check_weight("W_s", &mut owned, 1, 0..n_m, &grads.bridge_w, l);
+        check_weight("b_s", &mut owned, 2, 0..5, &grads.bridge_b, l);
+        check_weight("U_a", &mut owned, 3, 0..h2 * 3, &grads.key, l);
+    }
+
+    /// The target embeddings and the embedding rows of the decoder's W, with
+    /// L = Σ r ⊙ (W_y E y_{i-1} + b).
+    #[test]
+    fn target_backward_matches_finite_differences() {
+        let dims = small_dims(1);
+        let (e, m) = (dims.embedding, dims.decoder_hidden);
+        let mut owned = OwnedWeights::random(dims, 5);
+        let (source, source_lengths) = ([1, 2, 3, 4, 0, 0], [3, 1]);
+        let target_in = [2, 5, 6, 2, 6, 0];
+        let target_out = [5, 6, 3, 6, 3, 0];
+        let target_padding = [false, false, false, false, false, true];
+        let batch = Batch {
+            source: &source,
+            source_lengths: &source_lengths,
+            target_in: &target_in,
+            target_out: &target_out,
+            target_padding: &target_padding,
+            tgt_len: 3,
+        };
+        let r = uniform(6 * 3 * m, 1.0, 1);
+        let loss = |w: &Weights| {
+            let target = target_forward(w, &dims, &batch, &mut Masks::new(0.0, 0));
+            weighted_sum(&r, &target.input_terms)
+        };
+        let mut grads = Grads::zeros(&dims);
+        let w = owned.weights();
+        let target = target_forward(&w, &dims, &batch, &mut Masks::new(0.0, 0));
+        let d_embedded = vec![0.0; target.embedded.len()];
+        target_backward(&w, &dims, &batch, &target, &r, d_embedded, &mut grads);
+        drop(w);
+        let rows = 0..e * 3 * m;
+        let g = grads.decoder.w[rows.clone()].to_vec();
+        check_weight("decoder W (embedding rows)", &mut owned, 7, rows, &g, loss);
+        check_weight("decoder b", &mut owned, 8, 0..3 * m, &grads.decoder.b, loss);
+        let table = 0..dims.tgt_vocab * e;
+        check_weight(
+            "target embeddings",
+            &mut owned,
+            6,
+            table,
+            &grads.tgt_embedding,
+            loss,
+        );
     }
 }

@@ -1,0 +1,156 @@
+//! Finite-difference checks of each layer's backward pass: every layer's tests perturb its
+//! inputs and weights one value at a time and compare (L(x + h) − L(x − h)) / 2h with the
+//! gradient its backward function computes, so a kernel bug names its layer.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{Dims, GruWeights, Weights};
+
+/// Values drawn uniformly from [−scale, scale).
+pub fn uniform(len: usize, scale: f32, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..len)
+        .map(|_| scale * (2.0 * rng.random::<f32>() - 1.0))
+        .collect()
+}
+
+/// Σ_i r_i y_i in f64: a loss whose gradient with respect to y is r.
+pub fn weighted_sum(r: &[f32], y: &[f32]) -> f64 {
+    r.iter().zip(y).map(|(&r, &y)| r as f64 * y as f64).sum()
+}
+
+/// Checks `analytic`, the gradient of `loss` with respect to `values`, by central differences
+/// at up to `samples` indices spread over `values` (all of them when there are fewer).
+pub fn check(
+    name: &str,
+    values: &mut [f32],
+    analytic: &[f32],
+    samples: usize,
+    mut loss: impl FnMut(&[f32]) -> f64,
+) {
+    const H: f32 = 1e-2;
+    assert_eq!(values.len(), analytic.len(), "{name}: gradient size");
+    let stride = (values.len() / samples.max(1)).max(1);
+    let mut checked = 0;
+    for i in (0..values.len()).step_by(stride) {
+        let saved = values[i];
+        values[i] = saved + H;
+        let up = loss(values);
+        values[i] = saved - H;
+        let down = loss(values);
+        values[i] = saved;
+        let numeric = (up - down) / (2.0 * H as f64);
+        let exact = analytic[i] as f64;
+        let tolerance = 2e-3 + 2e-2 * exact.abs().max(numeric.abs());
+        assert!(
+            (numeric - exact).abs() <= tolerance,
+            "{name}[{i}]: backward gives {exact:.6}, finite differences {numeric:.6}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "{name}: nothing checked");
+}
+
+/// Every weight of a model, owned, drawn at random.
+pub struct OwnedWeights {
+    values: Vec<Vec<f32>>,
+}
+
+impl OwnedWeights {
+    /// Weights of `dims` from [−0.5, 0.5).
+    pub fn random(dims: Dims, seed: u64) -> Self {
+        let (e, n, m, a, l) = (
+            dims.embedding,
+            dims.hidden,
+            dims.decoder_hidden,
+            dims.attention,
+            dims.output,
+        );
+        let mut sizes = vec![
+            dims.src_vocab * e,
+            n * m,
+            m,
+            2 * n * a,
+            m * a,
+            a,
+            dims.tgt_vocab * e,
+            (e + 2 * n) * 3 * m,
+            3 * m,
+            m * 3 * m,
+            3 * m,
+            (m + 2 * n + e) * 2 * l,
+            2 * l,
+            l * dims.tgt_vocab,
+            dims.tgt_vocab,
+        ];
+        for layer in 0..dims.layers {
+            let d_in = if layer == 0 { e } else { 2 * n };
+            for _ in 0..2 {
+                sizes.extend([d_in * 3 * n, 3 * n, n * 3 * n, 3 * n]);
+            }
+        }
+        let values = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| uniform(len, 0.5, seed * 100 + i as u64))
+            .collect();
+        Self { values }
+    }
+
+    /// The weights, borrowed.
+    pub fn weights(&self) -> Weights<'_> {
+        let v = &self.values;
+        let encoder = v[15..]
+            .chunks_exact(8)
+            .map(|g| {
+                let gru = |i: usize| GruWeights {
+                    w: &g[i],
+                    b: &g[i + 1],
+                    u: &g[i + 2],
+                    c: &g[i + 3],
+                };
+                [gru(0), gru(4)]
+            })
+            .collect();
+        Weights {
+            src_embedding: &v[0],
+            encoder,
+            bridge_w: &v[1],
+            bridge_b: &v[2],
+            key: &v[3],
+            query: &v[4],
+            energy: &v[5],
+            tgt_embedding: &v[6],
+            decoder: GruWeights {
+                w: &v[7],
+                b: &v[8],
+                u: &v[9],
+                c: &v[10],
+            },
+            deep_w: &v[11],
+            deep_b: &v[12],
+            out_w: &v[13],
+            out_b: &v[14],
+        }
+    }
+
+    /// The values of weight `index` in the order of [`Self::random`]'s sizes, to perturb.
+    pub fn values_mut(&mut self, index: usize) -> &mut Vec<f32> {
+        &mut self.values[index]
+    }
+}
+
+/// A small model: E 3, n 4, m 5, a 3, l 2, vocabularies of 7.
+pub fn small_dims(layers: usize) -> Dims {
+    Dims {
+        embedding: 3,
+        hidden: 4,
+        layers,
+        decoder_hidden: 5,
+        attention: 3,
+        output: 2,
+        src_vocab: 7,
+        tgt_vocab: 7,
+    }
+}
