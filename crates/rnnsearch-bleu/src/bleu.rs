@@ -1,14 +1,18 @@
 //! BLEU (Papineni et al., 2002) exactly as sacreBLEU 2.x computes it.
 
 use std::fmt;
-use std::iter::Sum;
-use std::ops::{Add, AddAssign};
+use std::ops::AddAssign;
 
+use serde_json::Value;
+
+use crate::metric::{Metric, SufficientStatistics};
 use crate::ngrams::Matcher;
+use crate::report::{text_line, Report};
+use crate::resample::{bleu_f32, Num};
 use crate::signature::{yes_no, Signature};
 use crate::text::{py_lower, py_rstrip, py_split, Interner};
 use crate::tokenizers::{Tokenizer, TokenizerKind};
-use crate::{per_segment, Error};
+use crate::Error;
 
 pub use crate::smoothing::{compute_bleu, Computed, SmoothMethod};
 
@@ -54,21 +58,25 @@ impl AddAssign<&Statistics> for Statistics {
     }
 }
 
-impl Add for Statistics {
-    type Output = Statistics;
-
-    fn add(mut self, other: Statistics) -> Statistics {
-        self += &other;
-        self
+impl SufficientStatistics for Statistics {
+    /// `[sys_len, ref_len, correct…, total…]`.
+    fn push_row(&self, row: &mut Vec<f64>) {
+        row.extend([self.sys_len as f64, self.ref_len as f64]);
+        row.extend(self.correct.iter().map(|&c| c as f64));
+        row.extend(self.total.iter().map(|&t| t as f64));
     }
-}
 
-impl<'a> Sum<&'a Statistics> for Statistics {
-    fn sum<I: Iterator<Item = &'a Statistics>>(iter: I) -> Statistics {
-        iter.fold(Statistics::default(), |mut acc, s| {
-            acc += s;
-            acc
-        })
+    fn from_row(row: &[f64]) -> Self {
+        let mut stats = Statistics {
+            sys_len: row[0] as u64,
+            ref_len: row[1] as u64,
+            ..Statistics::default()
+        };
+        for n in 0..MAX_NGRAM_ORDER {
+            stats.correct[n] = row[2 + n] as u64;
+            stats.total[n] = row[2 + MAX_NGRAM_ORDER + n] as u64;
+        }
+        stats
     }
 }
 
@@ -117,13 +125,35 @@ impl BleuScore {
 
     /// sacreBLEU's text line with the score printed to `width` decimals.
     pub fn format(&self, width: usize) -> String {
-        format!(
-            "{}|{} = {:.width$} {}",
+        text_line(
             self.name(),
-            self.signature,
+            &self.signature,
             self.score,
-            self.verbose()
+            width,
+            None,
+            &self.verbose(),
         )
+    }
+}
+
+impl From<BleuScore> for Report {
+    fn from(s: BleuScore) -> Report {
+        Report {
+            name: s.name().to_string(),
+            score: s.score,
+            verbose: s.verbose(),
+            fields: vec![
+                ("verbose_score", Value::from(s.verbose())),
+                ("counts", Value::from(s.counts.to_vec())),
+                ("totals", Value::from(s.totals.to_vec())),
+                ("precisions", Value::from(s.precisions.to_vec())),
+                ("bp", Value::from(s.bp)),
+                ("ratio", Value::from(s.ratio)),
+                ("sys_len", Value::from(s.sys_len)),
+                ("ref_len", Value::from(s.ref_len)),
+            ],
+            signature: s.signature,
+        }
     }
 }
 
@@ -171,9 +201,24 @@ impl Bleu {
     pub fn options(&self) -> &BleuOptions {
         &self.opts
     }
+}
 
-    /// The signature for `nrefs` references.
-    pub fn signature(&self, nrefs: usize) -> Signature {
+impl Default for Bleu {
+    /// sacreBLEU's `BLEU()`: the default options.
+    fn default() -> Self {
+        Bleu::new(BleuOptions::default()).expect("the default options are valid")
+    }
+}
+
+impl Metric for Bleu {
+    type Statistics = Statistics;
+    type Score = BleuScore;
+
+    fn name(&self) -> String {
+        "BLEU".to_string()
+    }
+
+    fn signature(&self, nrefs: usize) -> Signature {
         let mut smooth = self.opts.smooth_method.name().to_string();
         if let Some(default) = self.opts.smooth_method.default_value() {
             let value = self.opts.smooth_value.unwrap_or(default);
@@ -193,12 +238,13 @@ impl Bleu {
         )
     }
 
-    /// The statistics of one segment against its references.
-    pub fn segment_statistics<R: AsRef<str>>(&mut self, hyp: &str, refs: &[R]) -> Statistics {
-        self.segment_stats(hyp, refs.iter().map(AsRef::as_ref))
-    }
-
-    fn segment_stats<'r>(&mut self, hyp: &str, refs: impl Iterator<Item = &'r str>) -> Statistics {
+    /// Token lengths (the closest reference length, ties to the shorter)
+    /// and n-gram matches clipped by the maximum count over references.
+    fn segment_statistics(
+        &mut self,
+        hyp: &str,
+        refs: &mut dyn Iterator<Item = &str>,
+    ) -> Statistics {
         let Bleu {
             opts,
             tokenizer,
@@ -246,25 +292,7 @@ impl Bleu {
         stats
     }
 
-    /// Per-segment statistics of a corpus; `refs` holds one stream per
-    /// reference, each with one line per hypothesis.
-    pub fn corpus_statistics<H, R, RS>(
-        &mut self,
-        hyps: &[H],
-        refs: &[RS],
-    ) -> Result<Vec<Statistics>, Error>
-    where
-        H: AsRef<str>,
-        R: AsRef<str>,
-        RS: AsRef<[R]>,
-    {
-        per_segment(hyps, refs, |hyp, seg_refs| {
-            self.segment_stats(hyp, seg_refs)
-        })
-    }
-
-    /// The score of (summed) statistics, with the signature for `nrefs`.
-    pub fn score(&self, stats: &Statistics, nrefs: usize) -> BleuScore {
+    fn score(&self, stats: &Statistics, nrefs: usize) -> BleuScore {
         let c = compute_bleu(
             stats,
             self.opts.smooth_method,
@@ -288,49 +316,18 @@ impl Bleu {
         }
     }
 
-    /// Corpus BLEU: segment statistics summed, then scored once.
-    pub fn corpus_score<H, R, RS>(&mut self, hyps: &[H], refs: &[RS]) -> Result<BleuScore, Error>
-    where
-        H: AsRef<str>,
-        R: AsRef<str>,
-        RS: AsRef<[R]>,
-    {
-        let total: Statistics = self.corpus_statistics(hyps, refs)?.iter().sum();
-        Ok(self.score(&total, refs.len()))
+    fn score_value(&self, stats: &Statistics) -> f64 {
+        let o = &self.opts;
+        compute_bleu(stats, o.smooth_method, o.smooth_value, o.effective_order).score
     }
-}
 
-/// Corpus BLEU of `hyps` against reference streams `refs` (each stream one
-/// line per hypothesis), as `sacrebleu.corpus_bleu`.
-pub fn corpus_bleu<H, R, RS>(
-    hyps: &[H],
-    refs: &[RS],
-    opts: &BleuOptions,
-) -> Result<BleuScore, Error>
-where
-    H: AsRef<str>,
-    R: AsRef<str>,
-    RS: AsRef<[R]>,
-{
-    Bleu::new(opts.clone())?.corpus_score(hyps, refs)
-}
-
-/// Sentence BLEU of one hypothesis against its references, as
-/// `sacrebleu.sentence_bleu`: effective order is always on.
-pub fn sentence_bleu<R: AsRef<str>>(
-    hyp: &str,
-    refs: &[R],
-    opts: &BleuOptions,
-) -> Result<BleuScore, Error> {
-    if refs.is_empty() {
-        return Err(Error::NoReferences);
+    fn row_width(&self) -> usize {
+        2 + 2 * MAX_NGRAM_ORDER
     }
-    let mut bleu = Bleu::new(BleuOptions {
-        effective_order: true,
-        ..opts.clone()
-    })?;
-    let stats = bleu.segment_statistics(hyp, refs);
-    Ok(bleu.score(&stats, refs.len()))
+
+    fn score_f32(&self, sums: &mut [f32]) -> Num {
+        Num::F64(bleu_f32(&self.opts, sums))
+    }
 }
 
 #[cfg(test)]
@@ -361,7 +358,7 @@ mod tests {
     #[test]
     fn sacrebleu_readme_example() {
         let (hyps, refs) = readme();
-        let score = corpus_bleu(&hyps, &refs, &BleuOptions::default()).unwrap();
+        let score = Bleu::default().corpus_score(&hyps, &refs).unwrap();
         assert!((score.score - 48.530827009929865).abs() < 1e-9);
         assert_eq!(score.counts, [14, 7, 5, 3]);
         assert_eq!(score.totals, [17, 14, 11, 8]);
@@ -384,10 +381,14 @@ mod tests {
                 tokenize: tok,
                 ..BleuOptions::default()
             };
-            let got = corpus_bleu(&hyps, &refs, &opts).unwrap().score;
+            let got = Bleu::new(opts)
+                .unwrap()
+                .corpus_score(&hyps, &refs)
+                .unwrap()
+                .score;
             assert!((got - expected).abs() < 1e-6, "{tok}: {got}");
         }
-        let empty = corpus_bleu(&["", "", ""], &refs, &BleuOptions::default()).unwrap();
+        let empty = Bleu::default().corpus_score(&["", "", ""], &refs).unwrap();
         assert_eq!(empty.score, 0.0);
     }
 
@@ -440,7 +441,8 @@ mod tests {
                 smooth_value,
                 effective_order: true,
             };
-            let got = sentence_bleu(hyp, &refs, &opts).unwrap();
+            let mut bleu = Bleu::new(opts.clone()).unwrap();
+            let got = bleu.sentence_score(hyp, &refs).unwrap();
             assert!(
                 (got.score - expected).abs() < 1e-3,
                 "{opts:?}: {}",
@@ -464,7 +466,8 @@ mod tests {
             ("a test", "a test", 1.0),
             ("a little test", "a test", 0.03218297948685433),
         ] {
-            let got = sentence_bleu(hyp, &[reference], &opts).unwrap().score / 100.0;
+            let mut bleu = Bleu::new(opts.clone()).unwrap();
+            let got = bleu.sentence_score(hyp, &[reference]).unwrap().score / 100.0;
             assert!((got - expected).abs() < 1e-8, "{hyp}: {got}");
         }
     }
@@ -492,12 +495,15 @@ mod tests {
 
     #[test]
     fn mismatched_streams_are_errors() {
-        let err = corpus_bleu(&["a", "b"], &[vec!["a"]], &BleuOptions::default()).unwrap_err();
+        let mut bleu = Bleu::default();
+        let err = bleu.corpus_score(&["a", "b"], &[vec!["a"]]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "line counts differ: hypotheses has 2 lines, reference stream 1 has 1"
         );
         let none: [Vec<&str>; 0] = [];
-        assert!(corpus_bleu(&["a"], &none, &BleuOptions::default()).is_err());
+        assert!(bleu.corpus_score(&["a"], &none).is_err());
+        let no_refs: [&str; 0] = [];
+        assert!(bleu.sentence_score("a", &no_refs).is_err());
     }
 }

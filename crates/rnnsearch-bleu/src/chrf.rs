@@ -14,10 +14,15 @@
 use std::fmt;
 use std::ops::AddAssign;
 
+use serde_json::Value;
+
+use crate::metric::{Metric, SufficientStatistics};
 use crate::ngrams::Matcher;
+use crate::report::{text_line, Report};
+use crate::resample::{chrf_f32, Num};
 use crate::signature::{yes_no, Signature};
 use crate::text::{is_py_space, py_lower, py_split, Interner};
-use crate::{per_segment, Error};
+use crate::Error;
 
 /// chrF settings; the default is sacreBLEU's chrF2 (6, 0, beta 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +85,22 @@ impl AddAssign<&Statistics> for Statistics {
     }
 }
 
+impl SufficientStatistics for Statistics {
+    /// `[hyp, ref, match]` per order.
+    fn push_row(&self, row: &mut Vec<f64>) {
+        row.extend(self.orders.iter().flatten().map(|&x| x as f64));
+    }
+
+    fn from_row(row: &[f64]) -> Self {
+        Statistics {
+            orders: row
+                .chunks(3)
+                .map(|c| [c[0] as u64, c[1] as u64, c[2] as u64])
+                .collect(),
+        }
+    }
+}
+
 /// A chrF score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChrfScore {
@@ -100,7 +121,23 @@ pub struct ChrfScore {
 impl ChrfScore {
     /// sacreBLEU's text line with the score printed to `width` decimals.
     pub fn format(&self, width: usize) -> String {
-        format!("{}|{} = {:.width$}", self.name, self.signature, self.score)
+        text_line(&self.name, &self.signature, self.score, width, None, "")
+    }
+}
+
+impl From<ChrfScore> for Report {
+    fn from(s: ChrfScore) -> Report {
+        Report {
+            fields: vec![
+                ("char_order", Value::from(s.char_order)),
+                ("word_order", Value::from(s.word_order)),
+                ("beta", Value::from(s.beta)),
+            ],
+            name: s.name,
+            score: s.score,
+            signature: s.signature,
+            verbose: String::new(),
+        }
     }
 }
 
@@ -151,101 +188,6 @@ impl Chrf {
     /// The options in use.
     pub fn options(&self) -> &ChrfOptions {
         &self.opts
-    }
-
-    /// The metric name: `chrF{beta}` and one `+` per word order.
-    pub fn name(&self) -> String {
-        format!("chrF{}{}", self.opts.beta, "+".repeat(self.opts.word_order))
-    }
-
-    /// The signature for `nrefs` references.
-    pub fn signature(&self, nrefs: usize) -> Signature {
-        Signature::new(
-            nrefs,
-            vec![
-                (
-                    "case",
-                    if self.opts.lowercase { "lc" } else { "mixed" }.to_string(),
-                ),
-                ("eff", yes_no(!self.opts.eps_smoothing)),
-                ("nc", self.opts.char_order.to_string()),
-                ("nw", self.opts.word_order.to_string()),
-                ("space", yes_no(self.opts.whitespace)),
-            ],
-        )
-    }
-
-    /// The F-score (0–100) of statistics (sacreBLEU's `_compute_f_score`).
-    pub fn f_score(&self, stats: &Statistics) -> f64 {
-        let eps = 1e-16;
-        let factor = f64::from(self.opts.beta).powi(2);
-        let order = self.opts.char_order + self.opts.word_order;
-        let (mut score, mut avg_prec, mut avg_rec) = (0.0, 0.0, 0.0);
-        let mut effective_order = 0usize;
-        for i in 0..order {
-            let [n_hyp, n_ref, n_match] = stats.orders.get(i).copied().unwrap_or([0; 3]);
-            let prec = if n_hyp > 0 {
-                n_match as f64 / n_hyp as f64
-            } else {
-                eps
-            };
-            let rec = if n_ref > 0 {
-                n_match as f64 / n_ref as f64
-            } else {
-                eps
-            };
-            let denom = factor * prec + rec;
-            score += if denom > 0.0 {
-                (1.0 + factor) * prec * rec / denom
-            } else {
-                eps
-            };
-            if n_hyp > 0 && n_ref > 0 {
-                avg_prec += prec;
-                avg_rec += rec;
-                effective_order += 1;
-            }
-        }
-        if self.opts.eps_smoothing {
-            return 100.0 * score / order as f64;
-        }
-        if effective_order == 0 {
-            avg_prec = 0.0;
-            avg_rec = 0.0;
-        } else {
-            avg_prec /= effective_order as f64;
-            avg_rec /= effective_order as f64;
-        }
-        if avg_prec + avg_rec != 0.0 {
-            let mut score = (1.0 + factor) * avg_prec * avg_rec;
-            score /= factor * avg_prec + avg_rec;
-            100.0 * score
-        } else {
-            0.0
-        }
-    }
-
-    /// The statistics of one segment against its best reference.
-    pub fn segment_statistics<R: AsRef<str>>(&mut self, hyp: &str, refs: &[R]) -> Statistics {
-        self.segment_stats(hyp, refs.iter().map(AsRef::as_ref))
-    }
-
-    fn segment_stats<'r>(&mut self, hyp: &str, refs: impl Iterator<Item = &'r str>) -> Statistics {
-        let hyp = self.preprocess(hyp);
-        let mut hyp_chars = std::mem::take(&mut self.hyp_chars);
-        let mut hyp_words = std::mem::take(&mut self.hyp_words);
-        self.encode(&hyp, &mut hyp_chars, &mut hyp_words);
-        let mut best: Option<(f64, Statistics)> = None;
-        for reference in refs {
-            let stats = self.against(&hyp_chars, &hyp_words, reference);
-            let f = self.f_score(&stats);
-            if best.as_ref().is_none_or(|(best_f, _)| f > *best_f) {
-                best = Some((f, stats));
-            }
-        }
-        self.hyp_chars = hyp_chars;
-        self.hyp_words = hyp_words;
-        best.map(|(_, s)| s).unwrap_or_default()
     }
 
     /// Statistics of the encoded hypothesis against one reference.
@@ -323,28 +265,67 @@ impl Chrf {
             }
         }
     }
+}
 
-    /// Per-segment statistics of a corpus; `refs` holds one stream per
-    /// reference, each with one line per hypothesis.
-    pub fn corpus_statistics<H, R, RS>(
-        &mut self,
-        hyps: &[H],
-        refs: &[RS],
-    ) -> Result<Vec<Statistics>, Error>
-    where
-        H: AsRef<str>,
-        R: AsRef<str>,
-        RS: AsRef<[R]>,
-    {
-        per_segment(hyps, refs, |hyp, seg_refs| {
-            self.segment_stats(hyp, seg_refs)
-        })
+impl Default for Chrf {
+    /// sacreBLEU's `CHRF()`: chrF2.
+    fn default() -> Self {
+        Chrf::new(ChrfOptions::default()).expect("the default options are valid")
+    }
+}
+
+impl Metric for Chrf {
+    type Statistics = Statistics;
+    type Score = ChrfScore;
+
+    /// `chrF{beta}` and one `+` per word order.
+    fn name(&self) -> String {
+        format!("chrF{}{}", self.opts.beta, "+".repeat(self.opts.word_order))
     }
 
-    /// The score of (summed) statistics, with the signature for `nrefs`.
-    pub fn score(&self, stats: &Statistics, nrefs: usize) -> ChrfScore {
+    fn signature(&self, nrefs: usize) -> Signature {
+        Signature::new(
+            nrefs,
+            vec![
+                (
+                    "case",
+                    if self.opts.lowercase { "lc" } else { "mixed" }.to_string(),
+                ),
+                ("eff", yes_no(!self.opts.eps_smoothing)),
+                ("nc", self.opts.char_order.to_string()),
+                ("nw", self.opts.word_order.to_string()),
+                ("space", yes_no(self.opts.whitespace)),
+            ],
+        )
+    }
+
+    /// The statistics against the reference with the best F-score (the
+    /// first one on ties).
+    fn segment_statistics(
+        &mut self,
+        hyp: &str,
+        refs: &mut dyn Iterator<Item = &str>,
+    ) -> Statistics {
+        let hyp = self.preprocess(hyp);
+        let mut hyp_chars = std::mem::take(&mut self.hyp_chars);
+        let mut hyp_words = std::mem::take(&mut self.hyp_words);
+        self.encode(&hyp, &mut hyp_chars, &mut hyp_words);
+        let mut best: Option<(f64, Statistics)> = None;
+        for reference in refs {
+            let stats = self.against(&hyp_chars, &hyp_words, reference);
+            let f = self.score_value(&stats);
+            if best.as_ref().is_none_or(|(best_f, _)| f > *best_f) {
+                best = Some((f, stats));
+            }
+        }
+        self.hyp_chars = hyp_chars;
+        self.hyp_words = hyp_words;
+        best.map(|(_, s)| s).unwrap_or_default()
+    }
+
+    fn score(&self, stats: &Statistics, nrefs: usize) -> ChrfScore {
         ChrfScore {
-            score: self.f_score(stats),
+            score: self.score_value(stats),
             name: self.name(),
             char_order: self.opts.char_order,
             word_order: self.opts.word_order,
@@ -353,49 +334,63 @@ impl Chrf {
         }
     }
 
-    /// Corpus chrF: segment statistics summed, then scored once.
-    pub fn corpus_score<H, R, RS>(&mut self, hyps: &[H], refs: &[RS]) -> Result<ChrfScore, Error>
-    where
-        H: AsRef<str>,
-        R: AsRef<str>,
-        RS: AsRef<[R]>,
-    {
-        let mut total = Statistics::default();
-        for stats in self.corpus_statistics(hyps, refs)? {
-            total += &stats;
+    /// The F-score (0–100) of statistics (sacreBLEU's `_compute_f_score`).
+    fn score_value(&self, stats: &Statistics) -> f64 {
+        let eps = 1e-16;
+        let factor = f64::from(self.opts.beta).powi(2);
+        let order = self.opts.char_order + self.opts.word_order;
+        let (mut score, mut avg_prec, mut avg_rec) = (0.0, 0.0, 0.0);
+        let mut effective_order = 0usize;
+        for i in 0..order {
+            let [n_hyp, n_ref, n_match] = stats.orders.get(i).copied().unwrap_or([0; 3]);
+            let prec = if n_hyp > 0 {
+                n_match as f64 / n_hyp as f64
+            } else {
+                eps
+            };
+            let rec = if n_ref > 0 {
+                n_match as f64 / n_ref as f64
+            } else {
+                eps
+            };
+            let denom = factor * prec + rec;
+            score += if denom > 0.0 {
+                (1.0 + factor) * prec * rec / denom
+            } else {
+                eps
+            };
+            if n_hyp > 0 && n_ref > 0 {
+                avg_prec += prec;
+                avg_rec += rec;
+                effective_order += 1;
+            }
         }
-        Ok(self.score(&total, refs.len()))
+        if self.opts.eps_smoothing {
+            return 100.0 * score / order as f64;
+        }
+        if effective_order == 0 {
+            avg_prec = 0.0;
+            avg_rec = 0.0;
+        } else {
+            avg_prec /= effective_order as f64;
+            avg_rec /= effective_order as f64;
+        }
+        if avg_prec + avg_rec != 0.0 {
+            let mut score = (1.0 + factor) * avg_prec * avg_rec;
+            score /= factor * avg_prec + avg_rec;
+            100.0 * score
+        } else {
+            0.0
+        }
     }
-}
 
-/// Corpus chrF of `hyps` against reference streams `refs`, as
-/// `sacrebleu.corpus_chrf`.
-pub fn corpus_chrf<H, R, RS>(
-    hyps: &[H],
-    refs: &[RS],
-    opts: &ChrfOptions,
-) -> Result<ChrfScore, Error>
-where
-    H: AsRef<str>,
-    R: AsRef<str>,
-    RS: AsRef<[R]>,
-{
-    Chrf::new(opts.clone())?.corpus_score(hyps, refs)
-}
-
-/// chrF of one hypothesis against its references, as
-/// `sacrebleu.sentence_chrf`.
-pub fn sentence_chrf<R: AsRef<str>>(
-    hyp: &str,
-    refs: &[R],
-    opts: &ChrfOptions,
-) -> Result<ChrfScore, Error> {
-    if refs.is_empty() {
-        return Err(Error::NoReferences);
+    fn row_width(&self) -> usize {
+        3 * (self.opts.char_order + self.opts.word_order)
     }
-    let mut chrf = Chrf::new(opts.clone())?;
-    let stats = chrf.segment_statistics(hyp, refs);
-    Ok(chrf.score(&stats, refs.len()))
+
+    fn score_f32(&self, sums: &mut [f32]) -> Num {
+        chrf_f32(f64::from(self.opts.beta), self.opts.eps_smoothing, sums)
+    }
 }
 
 #[cfg(test)]
@@ -403,7 +398,8 @@ mod tests {
     use super::*;
 
     fn corpus(hyps: &[&str], refs: &[&str], opts: &ChrfOptions) -> f64 {
-        corpus_chrf(hyps, &[refs], opts).unwrap().score
+        let mut chrf = Chrf::new(opts.clone()).unwrap();
+        chrf.corpus_score(hyps, &[refs]).unwrap().score
     }
 
     #[test]
@@ -483,9 +479,9 @@ mod tests {
                 crate::VERSION
             )
         );
-        let plus = Chrf::new(ChrfOptions::chrf_plus_plus()).unwrap();
+        let mut plus = Chrf::new(ChrfOptions::chrf_plus_plus()).unwrap();
         assert_eq!(plus.name(), "chrF2++");
-        let score = sentence_chrf("the cat", &["the dog"], &ChrfOptions::chrf_plus_plus()).unwrap();
+        let score = plus.sentence_score("the cat", &["the dog"]).unwrap();
         assert!(score
             .to_string()
             .starts_with("chrF2++|nrefs:1|case:mixed|eff:yes|nc:6|nw:2|"));

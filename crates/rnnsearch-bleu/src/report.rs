@@ -1,8 +1,67 @@
-//! sacreBLEU's text layout for several systems: a `fancy_grid` table (as
-//! the `tabulate` package draws it), the paired test's explanation, and the
-//! list of metric signatures.
+//! sacreBLEU's text layout: a score's line, and for several systems a
+//! `fancy_grid` table (as the `tabulate` package draws it), the paired
+//! test's explanation and the list of metric signatures. A score of any
+//! metric is a [`Report`]; its JSON layout is in [`crate::json`].
 
-use crate::significance::PairedTest;
+use serde_json::Value;
+
+use crate::significance::{Confidence, PairedTest};
+use crate::Signature;
+
+/// A score of any metric as reports print it (sacreBLEU's `Score`): the
+/// name, the number, the signature, the text after the number and the
+/// metric's own JSON fields. Every metric's score converts into one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The metric name (`BLEU`, `chrF2`, `TER`).
+    pub name: String,
+    /// The score, unrounded.
+    pub score: f64,
+    /// The reproducibility signature.
+    pub signature: Signature,
+    /// The text after the score in the text line (BLEU's precisions and
+    /// lengths), or empty.
+    pub verbose: String,
+    /// The metric's own JSON fields, in sacreBLEU's order.
+    pub fields: Vec<(&'static str, Value)>,
+}
+
+impl Report {
+    /// `NAME|signature = 12.34 (μ = 12.30 ± 1.02) verbose`, as sacreBLEU
+    /// prints it, the numbers to `width` decimals.
+    pub fn text(&self, width: usize, confidence: Option<Confidence>) -> String {
+        text_line(
+            &self.name,
+            &self.signature,
+            self.score,
+            width,
+            confidence,
+            &self.verbose,
+        )
+    }
+}
+
+/// sacreBLEU's text line of a score: the name, the signature, the score to
+/// `width` decimals, the bootstrap estimate if any, and the verbose part if
+/// not empty.
+pub(crate) fn text_line(
+    name: &str,
+    signature: &Signature,
+    score: f64,
+    width: usize,
+    confidence: Option<Confidence>,
+    verbose: &str,
+) -> String {
+    let mut line = format!("{name}|{signature} = {score:.width$}");
+    if let Some(c) = confidence {
+        line.push_str(&format!(" (μ = {:.width$} ± {:.width$})", c.mean, c.ci));
+    }
+    if !verbose.is_empty() {
+        line.push(' ');
+        line.push_str(verbose);
+    }
+    line
+}
 
 /// A table with box-drawing borders: the first column right-aligned, the
 /// others centred; a cell may hold several lines (`\n`).

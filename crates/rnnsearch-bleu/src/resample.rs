@@ -1,22 +1,22 @@
 //! Metrics as sacreBLEU's statistical tests see them: every segment's
-//! sufficient statistics as one row of numbers, and a score of any sum of
-//! rows (sacreBLEU's `Metric._compute_score_from_stats`).
+//! sufficient statistics as one row of numbers ([`StatRows`], written by
+//! [`Metric::stat_rows`](crate::Metric::stat_rows)), and a score of any sum
+//! of rows (sacreBLEU's `Metric._compute_score_from_stats`).
 //!
 //! sacreBLEU scores resampled sums in two number types, and the last digits
 //! of its confidence intervals and p-values depend on which:
 //! - paired approximate randomization sums integer rows exactly and scores
-//!   them in double precision, as for the actual score ([`Resample::score`]);
+//!   them in double precision, as for the actual score
+//!   ([`AnyMetric::score_value`](crate::AnyMetric::score_value));
 //! - bootstrap resampling sums the rows as NumPy `float32` and scores them
 //!   under NumPy 2's promotion rules (NEP 50: a `float32` combined with a
 //!   Python number stays `float32`), so chrF and TER come out as `float32`
 //!   and BLEU as a double computed from `float32` precisions
-//!   ([`Resample::score_f32`]).
+//!   ([`Metric::score_f32`](crate::Metric::score_f32), with the functions
+//!   here).
 
-use crate::bleu::{Bleu, BleuOptions, Statistics as BleuStatistics, MAX_NGRAM_ORDER};
-use crate::chrf::{Chrf, Statistics as ChrfStatistics};
-use crate::smoothing::{compute_bleu, SmoothMethod};
-use crate::ter::{Statistics as TerStatistics, Ter};
-use crate::{Error, Signature};
+use crate::bleu::{BleuOptions, MAX_NGRAM_ORDER};
+use crate::smoothing::SmoothMethod;
 
 /// A score as sacreBLEU's resampling produces it: a NumPy `float32` or a
 /// Python float (a double).
@@ -104,104 +104,9 @@ impl StatRows {
     }
 }
 
-/// A metric over sufficient statistics, as the statistical tests use it.
-pub trait Resample {
-    /// The metric's name in reports (`BLEU`, `chrF2++`, `TER`).
-    fn name(&self) -> String;
-
-    /// The signature for `nrefs` references.
-    fn signature(&self, nrefs: usize) -> Signature;
-
-    /// Every segment's statistics against its references, as rows.
-    fn stat_rows(&mut self, hyps: &[String], refs: &[Vec<String>]) -> Result<StatRows, Error>;
-
-    /// The score of a sum of rows, in double precision.
-    fn score(&self, sums: &[f64]) -> f64;
-
-    /// The score of a sum of rows made in `float32`, as NumPy computes it;
-    /// `sums` may be changed (add-k smoothing adds to it in place).
-    fn score_f32(&self, sums: &mut [f32]) -> Num;
-}
-
-fn rows_of<S>(stats: &[S], width: usize, push: impl Fn(&S, &mut Vec<f64>)) -> StatRows {
-    let mut data = Vec::with_capacity(stats.len() * width);
-    for s in stats {
-        push(s, &mut data);
-    }
-    StatRows { width, data }
-}
-
-/// BLEU statistics from a row: `[sys_len, ref_len, correct…, total…]`.
-pub fn bleu_statistics(row: &[f64]) -> BleuStatistics {
-    let mut stats = BleuStatistics {
-        sys_len: row[0] as u64,
-        ref_len: row[1] as u64,
-        ..BleuStatistics::default()
-    };
-    for n in 0..MAX_NGRAM_ORDER {
-        stats.correct[n] = row[2 + n] as u64;
-        stats.total[n] = row[2 + MAX_NGRAM_ORDER + n] as u64;
-    }
-    stats
-}
-
-/// chrF statistics from a row: `[hyp, ref, match]` per order.
-pub fn chrf_statistics(row: &[f64]) -> ChrfStatistics {
-    ChrfStatistics {
-        orders: row
-            .chunks(3)
-            .map(|c| [c[0] as u64, c[1] as u64, c[2] as u64])
-            .collect(),
-    }
-}
-
-/// TER statistics from a row: `[edits, average reference length]`.
-pub fn ter_statistics(row: &[f64]) -> TerStatistics {
-    TerStatistics {
-        edits: row[0],
-        ref_len: row[1],
-    }
-}
-
-const BLEU_WIDTH: usize = 2 + 2 * MAX_NGRAM_ORDER;
-
-impl Resample for Bleu {
-    fn name(&self) -> String {
-        "BLEU".to_string()
-    }
-
-    fn signature(&self, nrefs: usize) -> Signature {
-        Bleu::signature(self, nrefs)
-    }
-
-    fn stat_rows(&mut self, hyps: &[String], refs: &[Vec<String>]) -> Result<StatRows, Error> {
-        let stats = self.corpus_statistics(hyps, refs)?;
-        Ok(rows_of(&stats, BLEU_WIDTH, |s, out| {
-            out.extend([s.sys_len as f64, s.ref_len as f64]);
-            out.extend(s.correct.iter().map(|&c| c as f64));
-            out.extend(s.total.iter().map(|&t| t as f64));
-        }))
-    }
-
-    fn score(&self, sums: &[f64]) -> f64 {
-        let o = self.options();
-        compute_bleu(
-            &bleu_statistics(sums),
-            o.smooth_method,
-            o.smooth_value,
-            o.effective_order,
-        )
-        .score
-    }
-
-    fn score_f32(&self, sums: &mut [f32]) -> Num {
-        Num::F64(bleu_f32(self.options(), sums))
-    }
-}
-
 /// sacreBLEU's `compute_bleu` on `float32` statistics: the precisions are
 /// `float32`, their logarithms and the score are doubles.
-fn bleu_f32(opts: &BleuOptions, sums: &mut [f32]) -> f64 {
+pub(crate) fn bleu_f32(opts: &BleuOptions, sums: &mut [f32]) -> f64 {
     let value = opts
         .smooth_value
         .or(opts.smooth_method.default_value())
@@ -260,37 +165,8 @@ fn bleu_f32(opts: &BleuOptions, sums: &mut [f32]) -> f64 {
     bp * (log_sum / eff_order as f64).exp()
 }
 
-impl Resample for Chrf {
-    fn name(&self) -> String {
-        Chrf::name(self)
-    }
-
-    fn signature(&self, nrefs: usize) -> Signature {
-        Chrf::signature(self, nrefs)
-    }
-
-    fn stat_rows(&mut self, hyps: &[String], refs: &[Vec<String>]) -> Result<StatRows, Error> {
-        let width = 3 * (self.options().char_order + self.options().word_order);
-        let stats = self.corpus_statistics(hyps, refs)?;
-        Ok(rows_of(&stats, width, |s, out| {
-            let start = out.len();
-            out.extend(s.orders.iter().flatten().map(|&x| x as f64));
-            out.resize(start + width, 0.0);
-        }))
-    }
-
-    fn score(&self, sums: &[f64]) -> f64 {
-        self.f_score(&chrf_statistics(sums))
-    }
-
-    fn score_f32(&self, sums: &mut [f32]) -> Num {
-        let o = self.options();
-        chrf_f32(f64::from(o.beta), o.eps_smoothing, sums)
-    }
-}
-
 /// sacreBLEU's `_compute_f_score` on `float32` statistics (NEP 50).
-fn chrf_f32(beta: f64, eps_smoothing: bool, sums: &[f32]) -> Num {
+pub(crate) fn chrf_f32(beta: f64, eps_smoothing: bool, sums: &[f32]) -> Num {
     let eps = Num::F64(1e-16);
     let factor = Num::F64(beta * beta);
     let one_plus = Num::F64(1.0 + beta * beta);
@@ -337,43 +213,23 @@ fn chrf_f32(beta: f64, eps_smoothing: bool, sums: &[f32]) -> Num {
     Num::F64(100.0).mul(score)
 }
 
-impl Resample for Ter {
-    fn name(&self) -> String {
-        "TER".to_string()
-    }
-
-    fn signature(&self, nrefs: usize) -> Signature {
-        Ter::signature(self, nrefs)
-    }
-
-    fn stat_rows(&mut self, hyps: &[String], refs: &[Vec<String>]) -> Result<StatRows, Error> {
-        let stats = self.corpus_statistics(hyps, refs)?;
-        Ok(rows_of(&stats, 2, |s, out| {
-            out.extend([s.edits, s.ref_len])
-        }))
-    }
-
-    fn score(&self, sums: &[f64]) -> f64 {
-        ter_statistics(sums).ter()
-    }
-
-    fn score_f32(&self, sums: &mut [f32]) -> Num {
-        let (edits, ref_len) = (sums[0], sums[1]);
-        let rate = if ref_len > 0.0 {
-            Num::F32(edits / ref_len)
-        } else if edits > 0.0 {
-            Num::F64(1.0)
-        } else {
-            Num::F64(0.0)
-        };
-        Num::F64(100.0).mul(rate)
-    }
+/// TER of `float32` statistics: `[edits, average reference length]`.
+pub(crate) fn ter_f32(sums: &[f32]) -> Num {
+    let (edits, ref_len) = (sums[0], sums[1]);
+    let rate = if ref_len > 0.0 {
+        Num::F32(edits / ref_len)
+    } else if edits > 0.0 {
+        Num::F64(1.0)
+    } else {
+        Num::F64(0.0)
+    };
+    Num::F64(100.0).mul(rate)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chrf::ChrfOptions;
+    use crate::{AnyMetric, Bleu, Chrf, ChrfOptions, Ter};
 
     #[test]
     fn nep50_promotion() {
@@ -389,17 +245,17 @@ mod tests {
             "the cat sat on a mat".to_string(),
             "the dog barked".to_string(),
         ]];
-        let mut metrics: Vec<Box<dyn Resample>> = vec![
-            Box::new(Bleu::new(BleuOptions::default()).unwrap()),
-            Box::new(Chrf::new(ChrfOptions::chrf_plus_plus()).unwrap()),
-            Box::new(Ter::new(Default::default()).unwrap()),
+        let mut metrics = [
+            AnyMetric::new(Bleu::default()),
+            AnyMetric::new(Chrf::new(ChrfOptions::chrf_plus_plus()).unwrap()),
+            AnyMetric::new(Ter::default()),
         ];
         for m in &mut metrics {
             let rows = m.stat_rows(&hyps, &refs).unwrap();
             assert_eq!(rows.len(), 2);
             let sums = rows.sum();
             let mut single: Vec<f32> = sums.iter().map(|&x| x as f32).collect();
-            let exact = m.score(&sums);
+            let exact = m.score_value(&sums);
             let approx = m.score_f32(&mut single).value();
             assert!(
                 (exact - approx).abs() < 1e-4,

@@ -13,7 +13,8 @@
 //!   swaps every segment between the two systems with probability ½; p
 //!   counts trials whose absolute difference exceeds the actual one.
 
-use crate::resample::{Num, Resample, StatRows};
+use crate::metric::AnyMetric;
+use crate::resample::{Num, StatRows};
 use crate::rng::Pcg64;
 
 /// sacreBLEU's default seed (`SACREBLEU_SEED`).
@@ -83,7 +84,7 @@ pub fn resample_indices(seed: u64, n_samples: usize, len: usize) -> Vec<usize> {
 
 /// The scores of the resamples given by `indices` (`n` rows of
 /// `rows.len()` segment indices each), summed in `float32`.
-pub fn resampled_scores(metric: &dyn Resample, rows: &StatRows, indices: &[usize]) -> Vec<Num> {
+pub fn resampled_scores(metric: &AnyMetric, rows: &StatRows, indices: &[usize]) -> Vec<Num> {
     let single: Vec<f32> = rows.data.iter().map(|&x| x as f32).collect();
     let (w, len) = (rows.width, rows.len());
     let mut sums = vec![0f32; w];
@@ -187,7 +188,7 @@ pub fn estimate_ci(scores: &[Num], kind: MeanKind) -> Confidence {
 
 /// `--confidence`: the bootstrap estimate of one system's score.
 pub fn bootstrap_confidence(
-    metric: &dyn Resample,
+    metric: &AnyMetric,
     rows: &StatRows,
     n_samples: usize,
     seed: u64,
@@ -252,13 +253,13 @@ impl PairedDraws {
 /// system is compared with it. The first result is the baseline's own (its
 /// score and, for the bootstrap, its interval); the others carry p-values.
 pub fn paired_test(
-    metric: &dyn Resample,
+    metric: &AnyMetric,
     systems: &[StatRows],
     draws: &PairedDraws,
 ) -> Vec<PairedResult> {
     let baseline = &systems[0];
     assert_eq!(baseline.len(), draws.len, "draws made for another length");
-    let base_score = metric.score(&baseline.sum());
+    let base_score = metric.score_value(&baseline.sum());
     let base_resampled = match draws.test {
         PairedTest::Bootstrap(_) => resampled_scores(metric, baseline, &draws.indices),
         PairedTest::Randomization(_) => Vec::new(),
@@ -270,7 +271,7 @@ pub fn paired_test(
             .then(|| estimate_ci(&base_resampled, MeanKind::Numpy)),
     }];
     for system in &systems[1..] {
-        let score = metric.score(&system.sum());
+        let score = metric.score_value(&system.sum());
         let actual = (base_score - score).abs();
         results.push(match draws.test {
             PairedTest::Bootstrap(_) => {
@@ -336,7 +337,7 @@ fn bootstrap_p(base: &[Num], system: &[Num], actual: f64) -> f64 {
 /// are the system's sum plus the swapped segments' differences, and the
 /// rest of the two systems' total (exact for integer statistics).
 fn randomization_p(
-    metric: &dyn Resample,
+    metric: &AnyMetric,
     baseline: &StatRows,
     system: &StatRows,
     swaps: &[bool],
@@ -366,7 +367,7 @@ fn randomization_p(
             for (k, y) in b.iter_mut().enumerate() {
                 *y = base_sum[k] + sys_sum[k] - a[k];
             }
-            (metric.score(&a) - metric.score(&b)).abs()
+            (metric.score_value(&a) - metric.score_value(&b)).abs()
         })
         .collect();
     p_value(&stats, false, actual)

@@ -13,12 +13,16 @@ mod edit;
 mod tercom;
 
 use std::fmt;
-use std::iter::Sum;
-use std::ops::{Add, AddAssign};
+use std::ops::AddAssign;
 
+use serde_json::Value;
+
+use crate::metric::{Metric, SufficientStatistics};
+use crate::report::{text_line, Report};
+use crate::resample::{ter_f32, Num};
 use crate::signature::{yes_no, Signature};
 use crate::text::{py_rstrip, py_split, Interner};
-use crate::{per_segment, Error};
+use crate::Error;
 
 use edit::TerAligner;
 use tercom::TercomTokenizer;
@@ -56,36 +60,17 @@ impl AddAssign<&Statistics> for Statistics {
     }
 }
 
-impl Statistics {
-    /// TER in percent: edits per reference word, 100 when only the
-    /// references are empty, 0 when everything is.
-    pub fn ter(&self) -> f64 {
-        let rate = if self.ref_len > 0.0 {
-            self.edits / self.ref_len
-        } else if self.edits > 0.0 {
-            1.0
-        } else {
-            0.0
-        };
-        100.0 * rate
+impl SufficientStatistics for Statistics {
+    /// `[edits, average reference length]`.
+    fn push_row(&self, row: &mut Vec<f64>) {
+        row.extend([self.edits, self.ref_len]);
     }
-}
 
-impl Add for Statistics {
-    type Output = Statistics;
-
-    fn add(mut self, other: Statistics) -> Statistics {
-        self += &other;
-        self
-    }
-}
-
-impl<'a> Sum<&'a Statistics> for Statistics {
-    fn sum<I: Iterator<Item = &'a Statistics>>(iter: I) -> Statistics {
-        iter.fold(Statistics::default(), |mut acc, s| {
-            acc += s;
-            acc
-        })
+    fn from_row(row: &[f64]) -> Self {
+        Statistics {
+            edits: row[0],
+            ref_len: row[1],
+        }
     }
 }
 
@@ -110,12 +95,22 @@ impl TerScore {
 
     /// sacreBLEU's text line with the score printed to `width` decimals.
     pub fn format(&self, width: usize) -> String {
-        format!(
-            "{}|{} = {:.width$}",
-            self.name(),
-            self.signature,
-            self.score
-        )
+        text_line(self.name(), &self.signature, self.score, width, None, "")
+    }
+}
+
+impl From<TerScore> for Report {
+    fn from(s: TerScore) -> Report {
+        Report {
+            name: s.name().to_string(),
+            score: s.score,
+            verbose: String::new(),
+            fields: vec![
+                ("num_edits", Value::from(s.num_edits)),
+                ("ref_length", Value::from(s.ref_length)),
+            ],
+            signature: s.signature,
+        }
     }
 }
 
@@ -169,8 +164,34 @@ impl Ter {
         &self.opts
     }
 
-    /// The signature for `nrefs` references.
-    pub fn signature(&self, nrefs: usize) -> Signature {
+    /// Tokenizes a reference into `ref_ids`. sacreBLEU preprocesses
+    /// references twice (once when caching them, once more when
+    /// extracting their words), so the tokenizer runs twice here too.
+    fn encode_reference(&mut self, reference: &str) {
+        self.tokenizer
+            .tokenize_into(py_rstrip(reference), &mut self.ref_buf);
+        self.tokenizer
+            .tokenize_into(py_rstrip(&self.ref_buf), &mut self.buf);
+        encode(&self.buf, &mut self.interner, &mut self.ref_ids);
+    }
+}
+
+impl Default for Ter {
+    /// sacreBLEU's `TER()`: the default options.
+    fn default() -> Self {
+        Ter::new(TerOptions::default()).expect("every combination of options is valid")
+    }
+}
+
+impl Metric for Ter {
+    type Statistics = Statistics;
+    type Score = TerScore;
+
+    fn name(&self) -> String {
+        "TER".to_string()
+    }
+
+    fn signature(&self, nrefs: usize) -> Signature {
         let o = &self.opts;
         Signature::new(
             nrefs,
@@ -187,13 +208,14 @@ impl Ter {
         )
     }
 
-    /// The statistics of one segment against its references. Without
-    /// references (sacreBLEU raises) it counts as one empty reference.
-    pub fn segment_statistics<R: AsRef<str>>(&mut self, hyp: &str, refs: &[R]) -> Statistics {
-        self.segment_stats(hyp, refs.iter().map(AsRef::as_ref))
-    }
-
-    fn segment_stats<'r>(&mut self, hyp: &str, refs: impl Iterator<Item = &'r str>) -> Statistics {
+    /// The fewest edits over the references and their average length.
+    /// Without references (sacreBLEU raises) it counts as one empty
+    /// reference.
+    fn segment_statistics(
+        &mut self,
+        hyp: &str,
+        refs: &mut dyn Iterator<Item = &str>,
+    ) -> Statistics {
         self.tokenizer.tokenize_into(py_rstrip(hyp), &mut self.buf);
         encode(&self.buf, &mut self.interner, &mut self.hyp_ids);
         let mut best_edits = usize::MAX;
@@ -218,54 +240,34 @@ impl Ter {
         }
     }
 
-    /// Tokenizes a reference into `ref_ids`. sacreBLEU preprocesses
-    /// references twice (once when caching them, once more when
-    /// extracting their words), so the tokenizer runs twice here too.
-    fn encode_reference(&mut self, reference: &str) {
-        self.tokenizer
-            .tokenize_into(py_rstrip(reference), &mut self.ref_buf);
-        self.tokenizer
-            .tokenize_into(py_rstrip(&self.ref_buf), &mut self.buf);
-        encode(&self.buf, &mut self.interner, &mut self.ref_ids);
-    }
-
-    /// Per-segment statistics of a corpus; `refs` holds one stream per
-    /// reference, each with one line per hypothesis.
-    pub fn corpus_statistics<H, R, RS>(
-        &mut self,
-        hyps: &[H],
-        refs: &[RS],
-    ) -> Result<Vec<Statistics>, Error>
-    where
-        H: AsRef<str>,
-        R: AsRef<str>,
-        RS: AsRef<[R]>,
-    {
-        per_segment(hyps, refs, |hyp, seg_refs| {
-            self.segment_stats(hyp, seg_refs)
-        })
-    }
-
-    /// The score of (summed) statistics ([`Statistics::ter`]), with the
-    /// signature for `nrefs`.
-    pub fn score(&self, stats: &Statistics, nrefs: usize) -> TerScore {
+    fn score(&self, stats: &Statistics, nrefs: usize) -> TerScore {
         TerScore {
-            score: stats.ter(),
+            score: self.score_value(stats),
             num_edits: stats.edits as u64,
             ref_length: stats.ref_len,
             signature: self.signature(nrefs),
         }
     }
 
-    /// Corpus TER: segment statistics summed, then scored once.
-    pub fn corpus_score<H, R, RS>(&mut self, hyps: &[H], refs: &[RS]) -> Result<TerScore, Error>
-    where
-        H: AsRef<str>,
-        R: AsRef<str>,
-        RS: AsRef<[R]>,
-    {
-        let total: Statistics = self.corpus_statistics(hyps, refs)?.iter().sum();
-        Ok(self.score(&total, refs.len()))
+    /// TER in percent: edits per reference word, 100 when only the
+    /// references are empty, 0 when everything is.
+    fn score_value(&self, stats: &Statistics) -> f64 {
+        let rate = if stats.ref_len > 0.0 {
+            stats.edits / stats.ref_len
+        } else if stats.edits > 0.0 {
+            1.0
+        } else {
+            0.0
+        };
+        100.0 * rate
+    }
+
+    fn row_width(&self) -> usize {
+        2
+    }
+
+    fn score_f32(&self, sums: &mut [f32]) -> Num {
+        ter_f32(sums)
     }
 }
 
@@ -273,32 +275,6 @@ impl Ter {
 fn encode(text: &str, interner: &mut Interner, ids: &mut Vec<u32>) {
     ids.clear();
     ids.extend(py_split(text).map(|w| interner.id(w)));
-}
-
-/// Corpus TER of `hyps` against reference streams `refs` (each stream one
-/// line per hypothesis), as `sacrebleu.corpus_ter`.
-pub fn corpus_ter<H, R, RS>(hyps: &[H], refs: &[RS], opts: &TerOptions) -> Result<TerScore, Error>
-where
-    H: AsRef<str>,
-    R: AsRef<str>,
-    RS: AsRef<[R]>,
-{
-    Ter::new(*opts)?.corpus_score(hyps, refs)
-}
-
-/// Sentence TER of one hypothesis against its references, as
-/// `sacrebleu.sentence_ter`.
-pub fn sentence_ter<R: AsRef<str>>(
-    hyp: &str,
-    refs: &[R],
-    opts: &TerOptions,
-) -> Result<TerScore, Error> {
-    if refs.is_empty() {
-        return Err(Error::NoReferences);
-    }
-    let mut ter = Ter::new(*opts)?;
-    let stats = ter.segment_statistics(hyp, refs);
-    Ok(ter.score(&stats, refs.len()))
 }
 
 #[cfg(test)]
@@ -321,7 +297,7 @@ mod tests {
 
     /// `(score, num_edits, ref_length)` of corpus TER.
     fn corpus(hyps: &[&str], refs: &[Vec<&str>], o: TerOptions) -> (f64, u64, f64) {
-        let s = corpus_ter(hyps, refs, &o).unwrap();
+        let s = Ter::new(o).unwrap().corpus_score(hyps, refs).unwrap();
         (s.score, s.num_edits, s.ref_length)
     }
 
@@ -434,7 +410,8 @@ mod tests {
     #[test]
     fn sentence_ter_and_text_line() {
         let refs = ["on the mat the cat sat", "a cat sat on a mat"];
-        let s = sentence_ter("the cat sat on the mat", &refs, &TerOptions::default()).unwrap();
+        let mut ter = Ter::default();
+        let s = ter.sentence_score("the cat sat on the mat", &refs).unwrap();
         assert_eq!(
             (s.score, s.num_edits, s.ref_length),
             (16.666666666666664, 1, 6.0)
@@ -447,7 +424,7 @@ mod tests {
             )
         );
         let none: [&str; 0] = [];
-        assert!(sentence_ter("a", &none, &TerOptions::default()).is_err());
+        assert!(ter.sentence_score("a", &none).is_err());
     }
 
     #[test]
@@ -470,8 +447,8 @@ mod tests {
             edits: 2.0,
             ref_len: 0.2,
         };
-        let total: Statistics = [a, b].iter().sum();
-        assert_eq!(total, a + b);
-        assert_eq!(total.ref_len, 0.1 + 0.2);
+        let total = Ter::default().aggregate(&[a, b], 1);
+        assert_eq!(total.ref_length, 0.1 + 0.2);
+        assert_eq!(total.num_edits, 3);
     }
 }

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use rnnsearch_bleu::{
-    read_lines, Bleu, BleuOptions, Chrf, ChrfOptions, SmoothMethod, Ter, TerOptions, TokenizerKind,
-    VERSION,
+    read_lines, Bleu, BleuOptions, Chrf, ChrfOptions, Metric, SmoothMethod, Ter, TerOptions,
+    TokenizerKind, VERSION,
 };
 use serde_json::Value;
 
@@ -101,8 +101,7 @@ fn check_bleu(case: &Value, hyps: &[String], refs: &[Vec<String>], worst: &mut f
     let tails = case["text_tails"].as_array();
     for (i, hyp) in hyps.iter().enumerate() {
         let seg_refs: Vec<&str> = refs.iter().map(|r| r[i].as_str()).collect();
-        let stats = bleu.segment_statistics(hyp, &seg_refs);
-        let score = bleu.score(&stats, refs.len());
+        let score = bleu.sentence_score(hyp, &seg_refs).unwrap();
         assert_close(
             score.score,
             &scores[i],
@@ -139,8 +138,7 @@ fn check_chrf(case: &Value, hyps: &[String], refs: &[Vec<String>], worst: &mut f
     let scores = case["scores"].as_array().unwrap();
     for (i, hyp) in hyps.iter().enumerate() {
         let seg_refs: Vec<&str> = refs.iter().map(|r| r[i].as_str()).collect();
-        let stats = chrf.segment_statistics(hyp, &seg_refs);
-        let score = chrf.score(&stats, refs.len());
+        let score = chrf.sentence_score(hyp, &seg_refs).unwrap();
         assert_close(
             score.score,
             &scores[i],
@@ -181,8 +179,7 @@ fn check_ter(case: &Value, hyps: &[String], refs: &[Vec<String>], worst: &mut f6
     let scores = case["scores"].as_array().unwrap();
     for (i, hyp) in hyps.iter().enumerate() {
         let seg_refs: Vec<&str> = refs.iter().map(|r| r[i].as_str()).collect();
-        let stats = ter.segment_statistics(hyp, &seg_refs);
-        let score = ter.score(&stats, refs.len());
+        let score = ter.sentence_score(hyp, &seg_refs).unwrap();
         let what = format!("{name} line {}", i + 1);
         assert_close(score.score, &scores[i], &what, worst);
         assert_eq!(score.signature.to_string(), signature, "{name}");
@@ -261,7 +258,9 @@ fn sacrebleu_published_values() {
             smooth_method,
             ..BleuOptions::default()
         };
-        let got = rnnsearch_bleu::corpus_bleu(&hyps, &refs, &opts)
+        let got = Bleu::new(opts)
+            .unwrap()
+            .corpus_score(&hyps, &refs)
             .unwrap()
             .score;
         assert!((got - want).abs() < 1e-6, "{tokenize}: {got} vs {want}");

@@ -6,15 +6,13 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use rnnsearch_bleu::report::{fancy_grid, format_p_value, paired_legend, signature_list};
-use rnnsearch_bleu::resample::{
-    bleu_statistics, chrf_statistics, ter_statistics, Resample, StatRows,
-};
+use rnnsearch_bleu::json;
+use rnnsearch_bleu::report::{fancy_grid, format_p_value, paired_legend, signature_list, Report};
+use rnnsearch_bleu::resample::StatRows;
 use rnnsearch_bleu::significance::{
     bootstrap_confidence, paired_test, Confidence, PairedDraws, PairedResult, PairedTest,
 };
-use rnnsearch_bleu::{Bleu, BleuOptions, Chrf, ChrfOptions, Signature, Ter, TerOptions};
-use serde_json::Value;
+use rnnsearch_bleu::{AnyMetric, Bleu, BleuOptions, Chrf, ChrfOptions, Signature, Ter, TerOptions};
 
 /// A metric of the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,160 +85,13 @@ pub struct System {
     pub lines: Vec<String>,
 }
 
-/// A scorer of one metric, with what its reports need beyond the score.
-enum Scorer {
-    Bleu(Bleu),
-    Chrf(Chrf),
-    Ter(Ter),
-}
-
-/// A score ready to print: the name, the number, the signature, the text
-/// after the score and the metric's own JSON fields.
-struct Report {
-    name: String,
-    score: f64,
-    signature: Signature,
-    verbose: String,
-    extra: Vec<(&'static str, Value)>,
-}
-
-impl Scorer {
-    fn new(metric: MetricArg, opts: &ScoreOptions) -> Result<Self> {
-        Ok(match metric {
-            MetricArg::Bleu => Scorer::Bleu(Bleu::new(opts.bleu.clone())?),
-            MetricArg::Chrf => Scorer::Chrf(Chrf::new(opts.chrf.clone())?),
-            MetricArg::Ter => Scorer::Ter(Ter::new(opts.ter)?),
-        })
-    }
-
-    fn metric(&mut self) -> &mut dyn Resample {
-        match self {
-            Scorer::Bleu(m) => m,
-            Scorer::Chrf(m) => m,
-            Scorer::Ter(m) => m,
-        }
-    }
-
-    /// The report of summed statistics.
-    fn report(&self, sums: &[f64], nrefs: usize) -> Report {
-        match self {
-            Scorer::Bleu(m) => {
-                let s = m.score(&bleu_statistics(sums), nrefs);
-                Report {
-                    name: s.name().to_string(),
-                    score: s.score,
-                    verbose: s.verbose(),
-                    extra: vec![
-                        ("verbose_score", Value::from(s.verbose())),
-                        ("counts", Value::from(s.counts.to_vec())),
-                        ("totals", Value::from(s.totals.to_vec())),
-                        ("precisions", Value::from(s.precisions.to_vec())),
-                        ("bp", Value::from(s.bp)),
-                        ("ratio", Value::from(s.ratio)),
-                        ("sys_len", Value::from(s.sys_len)),
-                        ("ref_len", Value::from(s.ref_len)),
-                    ],
-                    signature: s.signature,
-                }
-            }
-            Scorer::Chrf(m) => {
-                let s = m.score(&chrf_statistics(sums), nrefs);
-                Report {
-                    extra: vec![
-                        ("char_order", Value::from(s.char_order)),
-                        ("word_order", Value::from(s.word_order)),
-                        ("beta", Value::from(s.beta)),
-                    ],
-                    name: s.name,
-                    score: s.score,
-                    signature: s.signature,
-                    verbose: String::new(),
-                }
-            }
-            Scorer::Ter(m) => {
-                let s = m.score(&ter_statistics(sums), nrefs);
-                Report {
-                    name: "TER".to_string(),
-                    score: s.score,
-                    verbose: String::new(),
-                    extra: vec![
-                        ("num_edits", Value::from(s.num_edits)),
-                        ("ref_length", Value::from(s.ref_length)),
-                    ],
-                    signature: s.signature,
-                }
-            }
-        }
-    }
-}
-
-impl Report {
-    /// `NAME|signature = 12.34 (μ = 12.30 ± 1.02) verbose`, as sacreBLEU.
-    fn text(&self, width: usize, confidence: Option<Confidence>) -> String {
-        let mut line = format!("{}|{} = {:.width$}", self.name, self.signature, self.score);
-        if let Some(c) = confidence {
-            line.push_str(&format!(" (μ = {:.width$} ± {:.width$})", c.mean, c.ci));
-        }
-        if !self.verbose.is_empty() {
-            line.push(' ');
-            line.push_str(&self.verbose);
-        }
-        line
-    }
-
-    /// Today's JSON object: name, unrounded score, signature, the
-    /// interval's fields when there is one, the metric's own fields, then
-    /// the signature's fields as strings (as sacreBLEU's JSON has them).
-    fn json(&self, width: usize, confidence: Option<Confidence>) -> Object {
-        let mut obj = Object::default()
-            .field("name", self.name.as_str())
-            .field("score", self.score)
-            .field("signature", self.signature.to_string());
-        if let Some(c) = confidence {
-            let text = format!("μ = {:.width$} ± {:.width$}", c.mean, c.ci);
-            obj = obj
-                .field("confidence_mean", c.mean)
-                .field("confidence_var", c.ci)
-                .field("confidence", text);
-        }
-        for (key, value) in &self.extra {
-            obj = obj.field(key, value.clone());
-        }
-        for (key, value) in self.signature.fields() {
-            obj = obj.field(key, value.as_str());
-        }
-        obj
-    }
-}
-
-/// A JSON object that keeps its fields in the order they are added
-/// (serde_json's map sorts them).
-#[derive(Debug, Default)]
-struct Object(Vec<(String, String)>);
-
-impl Object {
-    fn field(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.0.push((key.to_string(), value.into().to_string()));
-        self
-    }
-
-    fn object(mut self, key: &str, value: Object) -> Self {
-        self.0.push((key.to_string(), value.to_string()));
-        self
-    }
-}
-
-impl std::fmt::Display for Object {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("{")?;
-        for (i, (key, value)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{}:{value}", Value::from(key.as_str()))?;
-        }
-        f.write_str("}")
-    }
+/// The scorer of one metric of the command line.
+fn scorer(metric: MetricArg, opts: &ScoreOptions) -> Result<AnyMetric> {
+    Ok(match metric {
+        MetricArg::Bleu => AnyMetric::new(Bleu::new(opts.bleu.clone())?),
+        MetricArg::Chrf => AnyMetric::new(Chrf::new(opts.chrf.clone())?),
+        MetricArg::Ter => AnyMetric::new(Ter::new(opts.ter)?),
+    })
 }
 
 /// Scores the systems against the reference streams and prints the result.
@@ -250,16 +101,16 @@ pub fn score_and_print(
     opts: &ScoreOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut scorers: Vec<Scorer> = opts
+    let mut scorers: Vec<AnyMetric> = opts
         .metrics
         .iter()
-        .map(|&m| Scorer::new(m, opts))
+        .map(|&m| scorer(m, opts))
         .collect::<Result<_>>()?;
     // rows[metric][system]
     let rows: Vec<Vec<StatRows>> = each_metric(&mut scorers, |_, scorer| {
         systems
             .iter()
-            .map(|s| scorer.metric().stat_rows(&s.lines, refs))
+            .map(|s| scorer.stat_rows(&s.lines, refs))
             .collect::<Result<Vec<_>, _>>()
     })
     .into_iter()
@@ -279,8 +130,8 @@ pub fn score_and_print(
 /// `work` on every metric's scorer, each on a thread of its own: the
 /// metrics share nothing, and their statistics and resampling are the cost.
 fn each_metric<T: Send>(
-    scorers: &mut [Scorer],
-    work: impl Fn(usize, &mut Scorer) -> T + Sync,
+    scorers: &mut [AnyMetric],
+    work: impl Fn(usize, &mut AnyMetric) -> T + Sync,
 ) -> Vec<T> {
     let work = &work;
     std::thread::scope(|scope| {
@@ -308,14 +159,14 @@ fn signature_with_test(sig: &Signature, opts: &ScoreOptions) -> Signature {
 }
 
 fn one_system(
-    scorers: &mut [Scorer],
+    scorers: &mut [AnyMetric],
     rows: &[Vec<StatRows>],
     nrefs: usize,
     opts: &ScoreOptions,
 ) -> String {
     let confidences: Vec<Option<Confidence>> = each_metric(scorers, |k, scorer| match opts.test {
         Test::Confidence(n) => Some(bootstrap_confidence(
-            scorer.metric(),
+            scorer,
             &rows[k][0],
             n,
             opts.seed.value,
@@ -324,11 +175,11 @@ fn one_system(
     });
     let mut lines = Vec::new();
     for ((scorer, per_system), confidence) in scorers.iter().zip(rows).zip(confidences) {
-        let mut report = scorer.report(&per_system[0].sum(), nrefs);
+        let mut report = scorer.score(&per_system[0].sum(), nrefs);
         report.signature = signature_with_test(&report.signature, opts);
         lines.push(match opts.format {
             FormatArg::Text => report.text(opts.width, confidence),
-            FormatArg::Json => report.json(opts.width, confidence).to_string(),
+            FormatArg::Json => report.json(opts.width, confidence),
         });
     }
     if opts.format == FormatArg::Text {
@@ -340,7 +191,7 @@ fn one_system(
 /// One line per segment and metric (text), or one JSON object per segment
 /// holding every metric's score under its name.
 fn sentence_level(
-    scorers: &[Scorer],
+    scorers: &[AnyMetric],
     rows: &[Vec<StatRows>],
     nrefs: usize,
     opts: &ScoreOptions,
@@ -351,7 +202,7 @@ fn sentence_level(
         let reports: Vec<Report> = scorers
             .iter()
             .zip(rows)
-            .map(|(scorer, per_system)| scorer.report(per_system[0].row(i), nrefs))
+            .map(|(scorer, per_system)| scorer.score(per_system[0].row(i), nrefs))
             .collect();
         match opts.format {
             FormatArg::Text => {
@@ -361,11 +212,7 @@ fn sentence_level(
                 }
             }
             FormatArg::Json => {
-                let mut obj = Object::default().field("segment", i + 1);
-                for report in &reports {
-                    obj = obj.object(&report.name, report.json(opts.width, None));
-                }
-                out.push_str(&obj.to_string());
+                out.push_str(&json::segment_line(i + 1, &reports));
                 out.push('\n');
             }
         }
@@ -376,7 +223,7 @@ fn sentence_level(
 /// Several systems without a test: a table of scores (text) or one JSON
 /// object per system.
 fn several(
-    scorers: &[Scorer],
+    scorers: &[AnyMetric],
     rows: &[Vec<StatRows>],
     systems: &[System],
     nrefs: usize,
@@ -388,19 +235,15 @@ fn several(
         .map(|(scorer, per_system)| {
             per_system
                 .iter()
-                .map(|r| scorer.report(&r.sum(), nrefs))
+                .map(|r| scorer.score(&r.sum(), nrefs))
                 .collect()
         })
         .collect();
     if opts.format == FormatArg::Json {
         let mut out = String::new();
         for (k, system) in systems.iter().enumerate() {
-            let mut obj = Object::default().field("system", system.name.as_str());
-            for per_metric in &reports {
-                let r = &per_metric[k];
-                obj = obj.object(&r.name, r.json(opts.width, None));
-            }
-            out.push_str(&obj.to_string());
+            let per_metric = reports.iter().map(|r| &r[k]);
+            out.push_str(&json::system_line(&system.name, per_metric));
             out.push('\n');
         }
         return out;
@@ -433,7 +276,7 @@ fn several(
 
 /// Several systems, each tested against the first (the baseline).
 fn paired(
-    scorers: &mut [Scorer],
+    scorers: &mut [AnyMetric],
     rows: &[Vec<StatRows>],
     systems: &[System],
     nrefs: usize,
@@ -442,14 +285,13 @@ fn paired(
 ) -> String {
     let segments = rows.first().map_or(0, |r| r[0].len());
     let draws = PairedDraws::new(test, opts.seed.value, segments);
-    let results: Vec<Vec<PairedResult>> = each_metric(scorers, |k, scorer| {
-        paired_test(scorer.metric(), &rows[k], &draws)
-    });
+    let results: Vec<Vec<PairedResult>> =
+        each_metric(scorers, |k, scorer| paired_test(scorer, &rows[k], &draws));
     let (names, signatures): (Vec<String>, Vec<String>) = scorers
         .iter()
         .zip(rows)
         .map(|(scorer, per_system)| {
-            let report = scorer.report(&per_system[0].sum(), nrefs);
+            let report = scorer.score(&per_system[0].sum(), nrefs);
             let signature = signature_with_test(&report.signature, opts).to_string();
             (report.name, signature)
         })
@@ -519,18 +361,12 @@ fn paired_json(
 ) -> String {
     let mut out = String::new();
     for (k, system) in system_names.iter().enumerate() {
-        let mut obj = Object::default().field("system", system.as_str());
-        for ((name, signature), column) in names.iter().zip(signatures).zip(results) {
-            let r = &column[k];
-            let result = Object::default()
-                .field("score", r.score)
-                .field("p_value", r.p_value)
-                .field("mean", r.confidence.map(|c| c.mean))
-                .field("ci", r.confidence.map(|c| c.ci))
-                .field("signature", signature.as_str());
-            obj = obj.object(name, result);
-        }
-        out.push_str(&obj.to_string());
+        let metrics = names
+            .iter()
+            .zip(signatures)
+            .zip(results)
+            .map(|((name, signature), column)| (name.as_str(), signature.as_str(), &column[k]));
+        out.push_str(&json::paired_line(system, metrics));
         out.push('\n');
     }
     out

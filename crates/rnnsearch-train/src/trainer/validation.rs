@@ -3,6 +3,7 @@
 //! which the choice of the test model and the final report use too.
 
 use burn::tensor::Device;
+use rnnsearch_bleu::{Bleu, Chrf, Metric};
 use rnnsearch_data::{batches, Prepared};
 use rnnsearch_model::{SearchConfig, Seq2Seq};
 
@@ -97,12 +98,10 @@ impl Evaluator<'_> {
 
 /// BLEU and chrF with sacreBLEU's defaults.
 pub fn score(hypotheses: &[String], references: &[String]) -> (f64, f64) {
-    let refs = [references.to_vec()];
-    let bleu =
-        rnnsearch_bleu::corpus_bleu(hypotheses, &refs, &rnnsearch_bleu::BleuOptions::default());
-    let chrf =
-        rnnsearch_bleu::corpus_chrf(hypotheses, &refs, &rnnsearch_bleu::ChrfOptions::default());
+    let refs = [references];
     let same_length = "hypotheses and references have the same length";
+    let bleu = Bleu::default().corpus_score(hypotheses, &refs);
+    let chrf = Chrf::default().corpus_score(hypotheses, &refs);
     (
         bleu.expect(same_length).score,
         chrf.expect(same_length).score,
