@@ -8,8 +8,7 @@ use anyhow::{bail, Result};
 use burn::module::Module;
 use burn::tensor::Device;
 use clap::ValueEnum;
-use rnnsearch_data::Batch;
-use rnnsearch_fused::Dims;
+use rnnsearch_data::{Batch, Vocab};
 use rnnsearch_model::{ModelConfig, SearchConfig};
 use rnnsearch_train::{adam, optimize_step, use_fused, Searcher, StepSetup, TrainConfig};
 
@@ -163,16 +162,7 @@ fn bench_training(
         step();
     }
     let secs = started.elapsed().as_secs_f64();
-    let dims = Dims {
-        embedding: config.embedding,
-        hidden: config.hidden,
-        layers: config.encoder_layers,
-        decoder_hidden: config.decoder_hidden,
-        attention: config.attention,
-        output: config.output,
-        src_vocab: args.vocab,
-        tgt_vocab: args.vocab,
-    };
+    let dims = rnnsearch_train::fused::dims_of(&model);
     let flops = dims.step_flops(batch, args.src_len, args.tgt_len);
     println!(
         "bench: {:.0} tgt tok/s  ({} steps, B={batch} src_len={} tgt_len={}, {:.1} ms/step, {} parameters, {} gradients, {:.0} GFLOP/s in products at {:.1} MFLOP per target token)",
@@ -210,7 +200,7 @@ fn bench_decoding(
         },
         // at most tgt_len output tokens: ⌈r · src_len⌉ + 5 = tgt_len
         max_len_ratio: args.tgt_len.saturating_sub(5) as f64 / args.src_len as f64,
-        ..SearchConfig::default()
+        ..SearchConfig::greedy(Vocab::BOS, Vocab::EOS)
     };
     let translate = || searcher.search(&ids, &lengths, &search_config);
     for _ in 0..args.warmup.min(2) {

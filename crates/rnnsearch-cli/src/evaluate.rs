@@ -389,7 +389,7 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     let systems = if args.hyp.is_empty() {
         vec![System {
             name: "model output".to_string(),
-            lines: crate::translate::hypotheses_for_evaluate(&args)?,
+            lines: hypotheses_from_model(&args)?,
         }]
     } else {
         read_systems(&args.hyp)?
@@ -441,6 +441,33 @@ fn label(path: &Path) -> String {
     } else {
         path.display().to_string()
     }
+}
+
+/// `evaluate --model RUN_DIR --src FILE`: translates the source file (writing `--output` when
+/// given) and returns the detokenised hypotheses for scoring.
+fn hypotheses_from_model(args: &EvaluateArgs) -> Result<Vec<String>> {
+    let (Some(model), Some(src)) = (&args.model, &args.src) else {
+        bail!("evaluate needs --hyp FILE, or --model RUN_DIR with --src FILE");
+    };
+    let model_args = crate::translate::ModelArgs {
+        model: model.clone(),
+        decode: args.decode.clone(),
+    };
+    let lines = rnnsearch_data::read_lines(src)?;
+    let (translations, loaded) =
+        crate::translate::translate_lines(&model_args, &lines, 1, false, src.as_os_str() != "-")?;
+    let hyps: Vec<String> = translations
+        .iter()
+        .map(|t| loaded.run.tgt_vocab.decode(&t.hypotheses[0].tokens))
+        .collect();
+    if let Some(path) = &args.output {
+        let mut out = crate::output::Output::create(Some(path))?;
+        for h in &hyps {
+            out.line(h)?;
+        }
+        out.finish()?;
+    }
+    Ok(hyps)
 }
 
 #[cfg(test)]

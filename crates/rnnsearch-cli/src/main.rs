@@ -15,8 +15,8 @@ mod translate;
 use std::process::ExitCode;
 
 /// Training allocates and frees tensors of many megabytes at every step. glibc's malloc hands
-/// those back to the kernel and faults fresh zeroed pages in the next time (15% of a step,
-/// measured with `perf`); mimalloc keeps and reuses them.
+/// those back to the kernel and faults fresh zeroed pages in the next time; mimalloc keeps and
+/// reuses them (figures in docs/benchmarks.md, "Memory allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -24,15 +24,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// How long freed memory stays in the process before mimalloc returns it to the kernel, in ms.
-/// mimalloc's default of 10 ms made every training step fault its buffers back in as fresh
-/// zeroed pages (`perf`: a tenth of a step in the kernel's `clear_page`); never returning it
-/// (-1) let RSS ratchet up in 32 MiB segments over a run (839 → 1,172 MiB in 90 minutes of
-/// en→de). Ten seconds is far longer than the gap between two steps, so their buffers are
-/// reused, and what a validation or checkpoint leaves behind goes back. Measured (machine A,
-/// `rnnsearch bench` at the Multi30k size, alternated): 1 s cost 6-8% of training speed against
-/// -1 (five pairs), 10 s none visible (two pairs); 4-minute runs validating every 50 steps: peak
-/// RSS per minute 729, 729, 787, 787 MiB with -1, 708, 792, 753, 718 with 1 s, 817, 817, 845,
-/// 818 with 10 s.
+/// mimalloc's default of 10 ms makes every training step fault its buffers back in as fresh
+/// zeroed pages; never returning it (-1) lets RSS ratchet up over a long run. Ten seconds is far
+/// longer than the gap between two steps, so their buffers are reused, and what a validation or
+/// checkpoint leaves behind goes back (docs/benchmarks.md, "Memory allocator").
 const PURGE_DELAY_MS: std::os::raw::c_long = 10_000;
 
 /// Sets [`PURGE_DELAY_MS`]; the environment variable `MIMALLOC_PURGE_DELAY`, when set, still

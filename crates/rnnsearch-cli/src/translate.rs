@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
-use rnnsearch_data::group_words;
+use rnnsearch_data::{group_words, Vocab};
 use rnnsearch_model::{Hypothesis, SearchConfig};
 use rnnsearch_train::{rundir, use_fused};
 use rnnsearch_train::{Translation, Translator};
@@ -189,6 +189,8 @@ impl Loaded {
             max_len_ratio: decode.max_len_ratio,
             nbest: nbest.max(1),
             alignments,
+            bos: Vocab::BOS,
+            eos: Vocab::EOS,
         };
         let fused = use_fused(decode.backend.engine(decode.engine), &run.config.model)?;
         Ok(Loaded {
@@ -448,33 +450,6 @@ impl Sinks {
 /// One n-best entry as Moses and Marian write it: `i ||| hypothesis ||| F0= score ||| score`.
 pub fn nbest_line(i: usize, hypothesis: &str, score: f32) -> String {
     format!("{i} ||| {hypothesis} ||| F0= {score:.6} ||| {score:.6}")
-}
-
-/// `evaluate --model RUN_DIR --src FILE`: translates the source file (writing `--output` when
-/// given) and returns the detokenised hypotheses for scoring.
-pub fn hypotheses_for_evaluate(args: &crate::evaluate::EvaluateArgs) -> Result<Vec<String>> {
-    let (Some(model), Some(src)) = (&args.model, &args.src) else {
-        bail!("evaluate needs --hyp FILE, or --model RUN_DIR with --src FILE");
-    };
-    let model_args = ModelArgs {
-        model: model.clone(),
-        decode: args.decode.clone(),
-    };
-    let lines = rnnsearch_data::read_lines(src)?;
-    let (translations, loaded) =
-        translate_lines(&model_args, &lines, 1, false, src.as_os_str() != "-")?;
-    let hyps: Vec<String> = translations
-        .iter()
-        .map(|t| loaded.run.tgt_vocab.decode(&t.hypotheses[0].tokens))
-        .collect();
-    if let Some(path) = &args.output {
-        let mut out = Output::create(Some(path))?;
-        for h in &hyps {
-            out.line(h)?;
-        }
-        out.finish()?;
-    }
-    Ok(hyps)
 }
 
 /// Hard word alignments: for every target word, the source word with the largest summed α

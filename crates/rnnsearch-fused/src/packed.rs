@@ -2,11 +2,11 @@
 //! logits = t W_o + b, with t `[rows, l]` for a few dozen rows and W_o `[l, V]`.
 //!
 //! A general matrix product (OpenBLAS's included) first copies B into panels that its kernel
-//! reads in order. With 60 rows each value of W_o is used 60 times after that copy, so the copy
-//! of all 2M values took a fifth of a greedy decoding step. W_o does not change while a model
-//! translates: [`PackedColumns`] makes the copy once, and [`affine_packed_by_column_blocks`]
-//! runs an AVX-512 kernel straight over it. On one core of the AVX-512 machine, 62 rows by
-//! 256 × 8,000: 1.64–1.70 ms (150 GFLOP/s) against 2.26–2.48 ms for OpenBLAS.
+//! reads in order. With a few dozen rows each value of W_o is used only that many times after the
+//! copy, so the copy itself is a large part of a greedy decoding step. W_o does not change while a
+//! model translates: [`PackedColumns`] makes the copy once, and
+//! [`affine_packed_by_column_blocks`] runs an AVX-512 kernel straight over it (timings in
+//! docs/benchmarks.md, "Packed products").
 
 use crate::linalg::{add_bias, matmul, simd, Layout, Simd};
 use crate::{Dims, Weights};

@@ -42,8 +42,9 @@ pub struct Attention {
     pub energy_layer: Option<Param<Tensor<2>>>,
     /// log τ, `[1]` (cosine with a learned temperature).
     pub log_temperature: Option<Param<Tensor<1>>>,
-    /// The scorer as its index in [`Scorer`] order (plain fields stay out of the record).
-    pub scorer: usize,
+    /// How energies are computed (a setting, not a weight: it stays out of the record).
+    #[module(skip)]
+    pub scorer: Scorer,
     /// τ for cosine with a fixed temperature.
     pub fixed_temperature: f64,
 }
@@ -110,7 +111,7 @@ impl Attention {
             key_layer: None,
             energy_layer: None,
             log_temperature: None,
-            scorer: scorer as usize,
+            scorer,
             fixed_temperature: learned_temperature.unwrap_or(10.0),
         };
         match scorer {
@@ -138,12 +139,7 @@ impl Attention {
 
     /// The scorer.
     pub fn scorer(&self) -> Scorer {
-        [
-            Scorer::Additive,
-            Scorer::Dot,
-            Scorer::General,
-            Scorer::Cosine,
-        ][self.scorer]
+        self.scorer
     }
 
     /// W_a when the scorer projects the query (additive), so the decoder can fuse W_a s_{i-1}

@@ -106,10 +106,12 @@ pub struct Decoder {
     pub output_bias: Param<Tensor<1>>,
     /// Dropout on target embeddings and t_i.
     pub dropout: Dropout,
-    /// 0 = backward-first, 1 = mean, 2 = zero.
-    pub bridge_kind: usize,
-    /// 1 for maxout, 0 for tanh.
-    pub maxout: usize,
+    /// How s_0 is made from the annotations (settings, not weights: they stay out of the record).
+    #[module(skip)]
+    pub bridge_kind: Bridge,
+    /// The deep output's nonlinearity.
+    #[module(skip)]
+    pub deep_output_kind: DeepOutput,
 }
 
 /// What one decoder step produces.
@@ -186,8 +188,8 @@ impl DecoderConfig {
             output_projection: (!tied).then(|| p.weight([self.d_output, self.vocab_size], device)),
             output_bias: p.bias(self.vocab_size, self.d_output, device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            bridge_kind: self.bridge as usize,
-            maxout: usize::from(k == 2),
+            bridge_kind: self.bridge,
+            deep_output_kind: self.deep_output,
         }
     }
 }
@@ -200,12 +202,12 @@ impl Decoder {
         let m = self.cell.d_hidden();
         let summary = match self.bridge_kind {
             // ←h_1: the backward half of the first annotation
-            0 => Some(
+            Bridge::BackwardFirst => Some(
                 h.narrow(1, 0, 1)
                     .narrow(2, d_annotation / 2, d_annotation / 2)
                     .reshape([batch, d_annotation / 2]),
             ),
-            1 => {
+            Bridge::Mean => {
                 let keep = encoded.mask.clone().float();
                 let lengths = keep.clone().sum_dim(1); // [batch, 1]
                 Some(
@@ -215,7 +217,7 @@ impl Decoder {
                         / lengths,
                 )
             }
-            _ => None,
+            Bridge::Zero => None,
         };
         let hidden = match (summary, &self.bridge, &self.bridge_bias) {
             (Some(x), Some(w), Some(b)) => {
@@ -340,7 +342,7 @@ impl Decoder {
             self.deep_output.val(),
             Some(self.deep_output_bias.val()),
         );
-        let t = if self.maxout == 1 {
+        let t = if self.deep_output_kind == DeepOutput::Maxout {
             // Maxout over unit pairs; pairing unit k with unit k + l (rather than 2k with 2k+1)
             // is the same family up to a permutation of W, and needs no reshape.
             let l = pre.dims()[D - 1] / 2;

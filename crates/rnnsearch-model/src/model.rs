@@ -512,7 +512,7 @@ mod tests {
                 beam,
                 max_len_ratio: 1.0,
                 alignments: true,
-                ..SearchConfig::default()
+                ..SearchConfig::greedy(2, 3)
             };
             let out = search(&model, src.clone(), &[4, 2], &config);
             assert_eq!(out.len(), 2);

@@ -16,10 +16,6 @@ use crate::cell::RecurrentState;
 use crate::decoder::{Decoder, StepWeights};
 use crate::model::Seq2Seq;
 
-/// Ids the search needs from the target vocabulary.
-const BOS: u32 = 2;
-const EOS: u32 = 3;
-
 /// How to search.
 #[derive(Clone, Debug)]
 pub struct SearchConfig {
@@ -33,21 +29,27 @@ pub struct SearchConfig {
     pub nbest: usize,
     /// Keep the alignment weights of every output token.
     pub alignments: bool,
+    /// The target vocabulary's `<s>`, fed first.
+    pub bos: u32,
+    /// The target vocabulary's `</s>`, which ends a hypothesis.
+    pub eos: u32,
 }
 
-impl Default for SearchConfig {
-    fn default() -> Self {
+impl SearchConfig {
+    /// Greedy search, α 1, hypotheses cut at twice the source length, one per sentence, for a
+    /// target vocabulary whose `<s>` and `</s>` are `bos` and `eos`.
+    pub fn greedy(bos: u32, eos: u32) -> Self {
         Self {
             beam: 1,
             alpha: 1.0,
             max_len_ratio: 2.0,
             nbest: 1,
             alignments: false,
+            bos,
+            eos,
         }
     }
-}
 
-impl SearchConfig {
     /// Decoder rows per sentence: the beam size, or 1 for greedy.
     pub fn rows_per_sentence(&self) -> usize {
         self.beam.max(1)
@@ -370,7 +372,7 @@ fn greedy(
     let mut done = vec![false; batch];
     // The sentence of every decoder row, and its previous output.
     let mut sentence: Vec<usize> = (0..batch).collect();
-    let mut previous = vec![BOS; batch];
+    let mut previous = vec![config.bos; batch];
     for i in 0..longest {
         let step = decoder.step(&previous, config.alignments);
         let vocab = step.logits.len() / sentence.len().max(1);
@@ -384,7 +386,7 @@ fn greedy(
                 let at = r * step.src_len;
                 hyps[b].alignment.push(a[at..at + lengths[b]].to_vec());
             }
-            if token == EOS {
+            if token == config.eos {
                 done[b] = true;
             } else {
                 hyps[b].tokens.push(token);
@@ -501,7 +503,7 @@ fn beam_search(
         .collect();
     let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); batch];
     let mut done = vec![false; batch];
-    let mut previous = vec![BOS; batch * k];
+    let mut previous = vec![config.bos; batch * k];
     let normalise = |log_prob: f32, len: usize| -> f32 {
         (log_prob as f64 / ((5.0 + len as f64) / 6.0).powf(config.alpha)) as f32
     };
@@ -546,7 +548,7 @@ fn beam_search(
                     alignment_so_far = parent.alignment.clone();
                     alignment_so_far.push(a[row * src_len..row * src_len + lengths[b]].to_vec());
                 }
-                if token == EOS {
+                if token == config.eos {
                     if rank < k {
                         finished[b].push(Hypothesis {
                             tokens: parent.tokens.clone(),
@@ -664,7 +666,7 @@ mod tests {
             .map(|(p, q)| ((p + q) / 2.0).ln())
             .collect();
         let mut ensemble = Ensemble::new(vec![a, b]);
-        let step = ensemble.step(&[BOS, BOS, 7], true);
+        let step = ensemble.step(&[2, 2, 7], true);
         let got = step.log_probs();
         assert_eq!(got.len(), 3 * 4);
         for row in got.chunks_exact(4) {

@@ -32,6 +32,33 @@ pub fn unsupported(model: &ModelConfig) -> Option<String> {
     ))
 }
 
+/// The sizes of `model`, read from its weights. The alignment model's size a is W_a's width
+/// (additive), else the keys' (general, cosine), else 0 (dot); l is the deep output's width
+/// after pooling (half of it with maxout).
+pub fn dims_of(model: &Seq2Seq) -> Dims {
+    let (encoder, decoder) = (&model.encoder, &model.decoder);
+    let attention = &decoder.attention;
+    let [src_vocab, embedding] = encoder.embedding.weight.dims();
+    let [tgt_vocab, _] = decoder.embedding.weight.dims();
+    let pool = if decoder.deep_output_kind == DeepOutput::Maxout {
+        2
+    } else {
+        1
+    };
+    Dims {
+        embedding,
+        hidden: encoder.layers[0].forward.d_hidden(),
+        layers: encoder.layers.len(),
+        decoder_hidden: decoder.cell.d_hidden(),
+        attention: (attention.query_layer.as_ref())
+            .or(attention.key_layer.as_ref())
+            .map_or(0, |w| w.dims()[1]),
+        output: decoder.deep_output.dims()[1] / pool,
+        src_vocab,
+        tgt_vocab,
+    }
+}
+
 /// Loss terms and gradients of one batch.
 pub struct FusedStep {
     /// Smoothed loss per target token.
@@ -58,8 +85,8 @@ fn present<const D: usize>(param: &Option<Param<Tensor<D>>>, what: &str) -> Vec<
 }
 
 /// `x` (`[rows, cols]`, row-major) transposed to `[cols, rows]`, in tiles that stay in cache
-/// (element by element, the tied 8000 × 256 embeddings took 13 ms per transpose, one every
-/// step each way: 5% of an en→de training step).
+/// (element by element, the transpose of tied embeddings, one every step each way, cost a
+/// noticeable share of a training step: docs/benchmarks.md, "Packed products").
 fn transposed(x: &[f32], cols: usize) -> Vec<f32> {
     const TILE: usize = 32;
     let rows = x.len() / cols;
@@ -144,22 +171,7 @@ impl FusedWeights {
         let encoder = &model.encoder;
         let decoder = &model.decoder;
         let attention = &decoder.attention;
-        let [src_vocab, embedding] = encoder.embedding.weight.dims();
-        let [tgt_vocab, _] = decoder.embedding.weight.dims();
-        let dims = Dims {
-            embedding,
-            hidden: encoder.layers[0].forward.d_hidden(),
-            layers: encoder.layers.len(),
-            decoder_hidden: decoder.cell.d_hidden(),
-            attention: attention
-                .query_layer
-                .as_ref()
-                .map(|w| w.dims()[1])
-                .expect("W_a"),
-            output: decoder.deep_output.dims()[1] / 2,
-            src_vocab,
-            tgt_vocab,
-        };
+        let dims = dims_of(model);
         let weights = Self {
             dims,
             src_embedding: values(&encoder.embedding.weight),
@@ -180,7 +192,7 @@ impl FusedWeights {
             out_w: match &decoder.output_projection {
                 Some(w_o) => values(w_o),
                 // Tied: W_o = Eᵀ, `[l = E, V]` from the target embeddings `[V, E]`.
-                None => transposed(&values(&decoder.embedding.weight), embedding),
+                None => transposed(&values(&decoder.embedding.weight), dims.embedding),
             },
             out_b: values(&decoder.output_bias),
             packed: OnceLock::new(),
@@ -509,6 +521,7 @@ pub(crate) mod tests {
     /// alignments and translations, greedy and beam, over a padded batch.
     #[test]
     fn fused_search_equals_burn_search() {
+        use rnnsearch_data::Vocab;
         use rnnsearch_model::{search, search_with, BurnSteps, SearchConfig};
 
         let device = Device::flex();
@@ -558,7 +571,7 @@ pub(crate) mod tests {
                 beam,
                 nbest: beam,
                 alignments: true,
-                ..SearchConfig::default()
+                ..SearchConfig::greedy(Vocab::BOS, Vocab::EOS)
             };
             let want = search(&model, source.clone(), lengths, &search_config);
             let mut steps =

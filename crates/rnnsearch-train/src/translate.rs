@@ -260,7 +260,7 @@ mod tests {
                 beam,
                 nbest: beam,
                 alignments: true,
-                ..SearchConfig::default()
+                ..SearchConfig::greedy(Vocab::BOS, Vocab::EOS)
             };
             let whole = searcher.search_fused(&ids, &lengths, 5, &search, 1);
             let parts = searcher.search_fused(&ids, &lengths, 5, &search, 3);

@@ -4,7 +4,7 @@
 
 use burn::tensor::Device;
 use rnnsearch_bleu::{Bleu, Chrf, Metric};
-use rnnsearch_data::{batches, Prepared};
+use rnnsearch_data::{batches, Prepared, Vocab};
 use rnnsearch_model::{SearchConfig, Seq2Seq};
 
 use super::step::BatchTensors;
@@ -86,7 +86,7 @@ impl Evaluator<'_> {
         let search = SearchConfig {
             beam,
             alpha: self.train.alpha,
-            ..SearchConfig::default()
+            ..SearchConfig::greedy(Vocab::BOS, Vocab::EOS)
         };
         translator
             .translate(sources, &search, self.train.valid_batch_tokens, |_| {})
