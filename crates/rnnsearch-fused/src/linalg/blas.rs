@@ -4,7 +4,7 @@
 use std::ffi::c_int;
 use std::sync::OnceLock;
 
-use super::products::{Layout, Shared, PARALLEL_WORK};
+use super::operands::{Layout, Shared, PARALLEL_WORK};
 
 /// CBLAS's `CblasRowMajor`, `CblasNoTrans` and `CblasTrans`.
 pub(super) const ROW_MAJOR: c_int = 101;

@@ -6,17 +6,20 @@
 //! `gemm` crate (the kernels burn-flex uses). OpenBLAS runs single-threaded here and a large
 //! product is split across the rayon threads, so no second thread pool competes with rayon.
 //!
-//! One file per job: [`simd`] (which vector instructions the loops use), [`blas`] (the OpenBLAS
-//! loader), [`products`] (the matrix products), [`maths`] (element-wise maths and reductions).
+//! One file per job: [`simd`] (which vector instructions the loops use), [`operands`] (layouts
+//! and what the parts of a product share), [`blas`] (the OpenBLAS loader and its products),
+//! [`products`] (the matrix products, dispatched), [`maths`] (element-wise maths and reductions).
 
 mod blas;
 mod maths;
+mod operands;
 mod products;
 mod simd;
 
 pub use blas::uses_blas;
 pub use maths::*;
-pub use products::{affine_by_column_blocks, matmul, Layout};
+pub use operands::Layout;
+pub use products::{affine_by_column_blocks, matmul};
 pub(crate) use simd::simd_dispatch;
 pub use simd::{cap_simd, simd, Simd};
 

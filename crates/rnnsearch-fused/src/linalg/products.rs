@@ -6,21 +6,7 @@ use gemm::Parallelism;
 use std::ffi::c_int;
 
 use super::blas::{blas, blas_matmul, Blas, NO_TRANS, ROW_MAJOR};
-
-/// Below this many multiply-adds a product runs on the calling thread: splitting it costs more
-/// than it saves.
-pub(super) const PARALLEL_WORK: usize = 1 << 18;
-
-/// Which operand is read transposed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Layout {
-    /// C = A B, A `[m, k]`, B `[k, n]`.
-    NN,
-    /// C = Aᵀ B, A `[k, m]`, B `[k, n]` (weight gradients: inputsᵀ · output gradients).
-    TN,
-    /// C = A Bᵀ, A `[m, k]`, B `[n, k]` (input gradients: output gradients · weightsᵀ).
-    NT,
-}
+use super::operands::{Layout, Shared, PARALLEL_WORK};
 
 /// C (`[m, n]`) = A B in the given layout, added to C when `accumulate`.
 #[allow(clippy::too_many_arguments)]
@@ -44,17 +30,6 @@ pub fn matmul(
         _ => gemm_matmul(layout, m, k, n, a, b, c, accumulate),
     }
 }
-
-/// Raw pointers that cross to rayon threads: each part of a product writes its own block of C.
-#[derive(Clone, Copy)]
-pub(super) struct Shared(
-    pub(super) *const f32,
-    pub(super) *const f32,
-    pub(super) *mut f32,
-);
-// SAFETY: the parts of one product only read A and B and write disjoint blocks of C.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
 
 /// C = A B + bias (A `[m, k]`, B `[k, n]`, C `[m, n]`, row-major; C written over) in blocks
 /// of `block` columns spread over the rayon threads, each block handed row by row to
