@@ -1,23 +1,25 @@
 //! BLEU (Papineni et al., 2002) exactly as sacreBLEU 2.x computes it.
 
+mod smoothing;
+mod statistics;
+
 use std::fmt;
-use std::ops::AddAssign;
 
 use serde_json::Value;
 
-use crate::metric::{Metric, SufficientStatistics};
+use crate::metric::Metric;
 use crate::ngrams::Matcher;
 use crate::report::{text_line, Report};
-use crate::resample::{bleu_f32, Num};
+use crate::resample::Num;
 use crate::signature::{yes_no, Signature};
 use crate::text::{py_lower, py_rstrip, py_split, Interner};
 use crate::tokenizers::{Tokenizer, TokenizerKind};
 use crate::Error;
 
-pub use crate::smoothing::{compute_bleu, Computed, SmoothMethod};
+use smoothing::bleu_f32;
 
-/// The maximum n-gram order (sacreBLEU's `MAX_NGRAM_ORDER`).
-pub const MAX_NGRAM_ORDER: usize = 4;
+pub use smoothing::{compute_bleu, Computed, SmoothMethod};
+pub use statistics::{Statistics, MAX_NGRAM_ORDER};
 
 /// BLEU settings; the default is sacreBLEU's (`13a`, mixed case, `exp`).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -32,52 +34,6 @@ pub struct BleuOptions {
     pub smooth_value: Option<f64>,
     /// Stop at the highest order with any n-gram (sentence BLEU).
     pub effective_order: bool,
-}
-
-/// Sufficient statistics of BLEU; a corpus sums its segments' statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Statistics {
-    /// Hypothesis length in tokens.
-    pub sys_len: u64,
-    /// Closest reference length in tokens.
-    pub ref_len: u64,
-    /// Clipped n-gram matches per order.
-    pub correct: [u64; MAX_NGRAM_ORDER],
-    /// Hypothesis n-grams per order.
-    pub total: [u64; MAX_NGRAM_ORDER],
-}
-
-impl AddAssign<&Statistics> for Statistics {
-    fn add_assign(&mut self, other: &Statistics) {
-        self.sys_len += other.sys_len;
-        self.ref_len += other.ref_len;
-        for n in 0..MAX_NGRAM_ORDER {
-            self.correct[n] += other.correct[n];
-            self.total[n] += other.total[n];
-        }
-    }
-}
-
-impl SufficientStatistics for Statistics {
-    /// `[sys_len, ref_len, correct…, total…]`.
-    fn push_row(&self, row: &mut Vec<f64>) {
-        row.extend([self.sys_len as f64, self.ref_len as f64]);
-        row.extend(self.correct.iter().map(|&c| c as f64));
-        row.extend(self.total.iter().map(|&t| t as f64));
-    }
-
-    fn from_row(row: &[f64]) -> Self {
-        let mut stats = Statistics {
-            sys_len: row[0] as u64,
-            ref_len: row[1] as u64,
-            ..Statistics::default()
-        };
-        for n in 0..MAX_NGRAM_ORDER {
-            stats.correct[n] = row[2 + n] as u64;
-            stats.total[n] = row[2 + MAX_NGRAM_ORDER + n] as u64;
-        }
-        stats
-    }
 }
 
 /// A BLEU score with the details sacreBLEU reports.
@@ -326,7 +282,13 @@ impl Metric for Bleu {
     }
 
     fn score_f32(&self, sums: &mut [f32]) -> Num {
-        Num::F64(bleu_f32(&self.opts, sums))
+        let o = &self.opts;
+        Num::F64(bleu_f32(
+            sums,
+            o.smooth_method,
+            o.smooth_value,
+            o.effective_order,
+        ))
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::metric::{Metric, SufficientStatistics};
 use crate::ngrams::Matcher;
 use crate::report::{text_line, Report};
-use crate::resample::{chrf_f32, Num};
+use crate::resample::Num;
 use crate::signature::{yes_no, Signature};
 use crate::text::{is_py_space, py_lower, py_split, Interner};
 use crate::Error;
@@ -391,6 +391,54 @@ impl Metric for Chrf {
     fn score_f32(&self, sums: &mut [f32]) -> Num {
         chrf_f32(f64::from(self.opts.beta), self.opts.eps_smoothing, sums)
     }
+}
+
+/// sacreBLEU's `_compute_f_score` on `float32` statistics (NEP 50).
+fn chrf_f32(beta: f64, eps_smoothing: bool, sums: &[f32]) -> Num {
+    let eps = Num::F64(1e-16);
+    let factor = Num::F64(beta * beta);
+    let one_plus = Num::F64(1.0 + beta * beta);
+    let order = sums.len() / 3;
+    let (mut score, mut avg_prec, mut avg_rec) = (Num::F64(0.0), Num::F64(0.0), Num::F64(0.0));
+    let mut effective_order = 0usize;
+    for c in sums.chunks(3) {
+        let (n_hyp, n_ref, n_match) = (c[0], c[1], c[2]);
+        let prec = if n_hyp > 0.0 {
+            Num::F32(n_match / n_hyp)
+        } else {
+            eps
+        };
+        let rec = if n_ref > 0.0 {
+            Num::F32(n_match / n_ref)
+        } else {
+            eps
+        };
+        let denom = factor.mul(prec).add(rec);
+        score = score.add(if denom.value() > 0.0 {
+            one_plus.mul(prec).mul(rec).div(denom)
+        } else {
+            eps
+        });
+        if n_hyp > 0.0 && n_ref > 0.0 {
+            avg_prec = avg_prec.add(prec);
+            avg_rec = avg_rec.add(rec);
+            effective_order += 1;
+        }
+    }
+    if eps_smoothing {
+        return Num::F64(100.0).mul(score).div(Num::F64(order as f64));
+    }
+    if effective_order == 0 {
+        return Num::F64(0.0);
+    }
+    let k = Num::F64(effective_order as f64);
+    let (avg_prec, avg_rec) = (avg_prec.div(k), avg_rec.div(k));
+    if avg_prec.add(avg_rec).value() == 0.0 {
+        return Num::F64(0.0);
+    }
+    let score = one_plus.mul(avg_prec).mul(avg_rec);
+    let score = score.div(factor.mul(avg_prec).add(avg_rec));
+    Num::F64(100.0).mul(score)
 }
 
 #[cfg(test)]

@@ -6,6 +6,10 @@
 //! (including a `\r` left by CRLF files). Empty lines are kept. The scores
 //! do not depend on trailing whitespace, so this only matters for what a
 //! caller sees in the returned lines.
+//!
+//! The streams' line counts are checked here too, and every metric walks
+//! the segments (a hypothesis with one line of each reference stream)
+//! through [`per_segment`].
 
 use std::fs::File;
 use std::io::Read;
@@ -53,6 +57,52 @@ pub fn check_line_counts<S: AsRef<[String]>>(
                 hyp: hyp.0.to_string(),
                 hyp_lines: hyp.1.len(),
                 reference: (*label).to_string(),
+                ref_lines: n,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Applies `segment` to every hypothesis and its references (one line of
+/// each reference stream), after checking the streams' lengths.
+pub(crate) fn per_segment<'a, H, R, RS, S>(
+    hyps: &'a [H],
+    refs: &'a [RS],
+    mut segment: impl FnMut(&'a str, &mut dyn Iterator<Item = &'a str>) -> S,
+) -> Result<Vec<S>, Error>
+where
+    H: AsRef<str>,
+    R: AsRef<str> + 'a,
+    RS: AsRef<[R]>,
+{
+    check_streams(hyps.len(), refs)?;
+    Ok(hyps
+        .iter()
+        .enumerate()
+        .map(|(i, hyp)| {
+            let mut seg_refs = refs.iter().map(|stream| stream.as_ref()[i].as_ref());
+            segment(hyp.as_ref(), &mut seg_refs)
+        })
+        .collect())
+}
+
+/// Checks that there is at least one reference stream and that every
+/// stream has one line per hypothesis.
+fn check_streams<R: AsRef<str>, RS: AsRef<[R]>>(
+    hyp_lines: usize,
+    refs: &[RS],
+) -> Result<(), Error> {
+    if refs.is_empty() {
+        return Err(Error::NoReferences);
+    }
+    for (k, stream) in refs.iter().enumerate() {
+        let n = stream.as_ref().len();
+        if n != hyp_lines {
+            return Err(Error::LineCountMismatch {
+                hyp: "hypotheses".to_string(),
+                hyp_lines,
+                reference: format!("reference stream {}", k + 1),
                 ref_lines: n,
             });
         }

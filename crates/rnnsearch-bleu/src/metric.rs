@@ -10,9 +10,10 @@
 
 use std::ops::AddAssign;
 
+use crate::input::per_segment;
 use crate::report::Report;
 use crate::resample::{Num, StatRows};
-use crate::{per_segment, Error, Signature};
+use crate::{Error, Signature};
 
 /// A metric's sufficient statistics of a segment or a corpus: summed with
 /// `+=` (a corpus in segment order), and written as a row of numbers in
@@ -216,65 +217,5 @@ impl<M: Metric> Rows for M {
 
     fn score_f32(&self, sums: &mut [f32]) -> Num {
         Metric::score_f32(self, sums)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Bleu, Chrf, ChrfOptions, Ter};
-
-    fn readme() -> (Vec<String>, Vec<Vec<String>>) {
-        let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let hyps = lines(&[
-            "The dog bit the man.",
-            "It wasn't surprising.",
-            "The man had just bitten him.",
-        ]);
-        let refs = vec![
-            lines(&[
-                "The dog bit the man.",
-                "It was not unexpected.",
-                "The man bit him first.",
-            ]),
-            lines(&[
-                "The dog had bit the man.",
-                "No one was surprised.",
-                "The man had bitten the dog.",
-            ]),
-        ];
-        (hyps, refs)
-    }
-
-    /// The typed corpus score and the score of summed rows agree exactly,
-    /// and a sentence score is the corpus score of one segment.
-    fn check<M: Metric + Send + 'static>(make: impl Fn() -> M) {
-        let (hyps, refs) = readme();
-        let mut typed = make();
-        let corpus: Report = typed.corpus_score(&hyps, &refs).unwrap().into();
-        let mut any = AnyMetric::new(make());
-        let rows = any.stat_rows(&hyps, &refs).unwrap();
-        assert_eq!(rows.len(), hyps.len());
-        assert_eq!(any.score(&rows.sum(), refs.len()), corpus);
-        assert_eq!(any.score_value(&rows.sum()), corpus.score);
-        assert_eq!(any.name(), corpus.name);
-        assert_eq!(any.signature(refs.len()), corpus.signature);
-        let seg_refs = [refs[0][1].as_str(), refs[1][1].as_str()];
-        let sentence: Report = typed.sentence_score(&hyps[1], &seg_refs).unwrap().into();
-        let one: Report = typed
-            .corpus_score(&hyps[1..2], &[&refs[0][1..2], &refs[1][1..2]])
-            .unwrap()
-            .into();
-        assert_eq!(sentence, one);
-        let none: [&str; 0] = [];
-        assert!(typed.sentence_score("a", &none).is_err());
-    }
-
-    #[test]
-    fn typed_and_row_scores_agree() {
-        check(Bleu::default);
-        check(Chrf::default);
-        check(|| Chrf::new(ChrfOptions::chrf_plus_plus()).unwrap());
-        check(Ter::default);
     }
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::metric::{Metric, SufficientStatistics};
 use crate::report::{text_line, Report};
-use crate::resample::{ter_f32, Num};
+use crate::resample::Num;
 use crate::signature::{yes_no, Signature};
 use crate::text::{py_rstrip, py_split, Interner};
 use crate::Error;
@@ -275,6 +275,19 @@ impl Metric for Ter {
 fn encode(text: &str, interner: &mut Interner, ids: &mut Vec<u32>) {
     ids.clear();
     ids.extend(py_split(text).map(|w| interner.id(w)));
+}
+
+/// TER of `float32` statistics: `[edits, average reference length]`.
+fn ter_f32(sums: &[f32]) -> Num {
+    let (edits, ref_len) = (sums[0], sums[1]);
+    let rate = if ref_len > 0.0 {
+        Num::F32(edits / ref_len)
+    } else if edits > 0.0 {
+        Num::F64(1.0)
+    } else {
+        Num::F64(0.0)
+    };
+    Num::F64(100.0).mul(rate)
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use rnnsearch_bleu::json;
-use rnnsearch_bleu::report::{fancy_grid, format_p_value, paired_legend, signature_list, Report};
+use rnnsearch_bleu::report::{fancy_grid, format_p_value, signature_list, Report};
 use rnnsearch_bleu::resample::StatRows;
 use rnnsearch_bleu::significance::{
-    bootstrap_confidence, paired_test, Confidence, PairedDraws, PairedResult, PairedTest,
+    bootstrap_confidence, paired_legend, paired_test, Confidence, PairedDraws, PairedResult,
+    PairedTest,
 };
 use rnnsearch_bleu::{AnyMetric, Bleu, BleuOptions, Chrf, ChrfOptions, Signature, Ter, TerOptions};
 

@@ -1,6 +1,7 @@
 //! BLEU tokenizers, each reproducing the sacreBLEU tokenizer of that name
 //! character for character.
 
+mod base;
 mod tok_13a;
 mod tok_char;
 mod tok_intl;
@@ -10,35 +11,17 @@ mod tok_zh;
 use std::fmt;
 use std::str::FromStr;
 
+pub use base::Tokenizer;
 pub use tok_13a::Tokenizer13a;
 pub use tok_char::TokenizerChar;
 pub use tok_intl::TokenizerIntl;
 pub use tok_none::TokenizerNone;
 pub use tok_zh::TokenizerZh;
 
+pub(crate) use base::join_words;
 pub(crate) use tok_13a::{bytes_to_string, pad_periods_commas_dashes, pad_punctuation};
 
 use crate::Error;
-
-/// A BLEU tokenizer: turns one (already lowercased and right-stripped)
-/// segment into its tokenized form.
-pub trait Tokenizer: Send + Sync {
-    /// The name sacreBLEU prints in the `tok:` field of a signature.
-    fn signature(&self) -> &'static str;
-
-    /// Writes the tokenized form of `line` into `out` (cleared first).
-    ///
-    /// The result is exactly the string sacreBLEU's tokenizer returns;
-    /// BLEU then splits it on whitespace.
-    fn tokenize_into(&self, line: &str, out: &mut String);
-
-    /// The tokenized form of `line` as a new string.
-    fn tokenize(&self, line: &str) -> String {
-        let mut out = String::new();
-        self.tokenize_into(line, &mut out);
-        out
-    }
-}
 
 /// The tokenizers this crate provides, by sacreBLEU name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -96,18 +79,6 @@ impl FromStr for TokenizerKind {
     }
 }
 
-/// Joins the whitespace-separated words of `s` with single spaces into
-/// `out`: Python's `' '.join(s.split())`.
-pub(crate) fn join_words(s: &str, out: &mut String) {
-    out.clear();
-    for word in crate::text::py_split(s) {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,12 +91,5 @@ mod tests {
         assert_eq!(TokenizerKind::default().to_string(), "13a");
         assert_eq!("zh".parse::<TokenizerKind>().unwrap(), TokenizerKind::Zh);
         assert!("ja-mecab".parse::<TokenizerKind>().is_err());
-    }
-
-    #[test]
-    fn join_words_normalizes_spaces() {
-        let mut out = String::from("junk");
-        join_words("  a \u{1c} b\u{3000}c  ", &mut out);
-        assert_eq!(out, "a b c");
     }
 }

@@ -21,7 +21,7 @@
 
 use std::borrow::Cow;
 
-use super::{join_words, Tokenizer};
+use super::base::{join_words, Tokenizer};
 
 /// The mteval-v13a tokenizer (`13a`).
 #[derive(Debug, Clone, Copy, Default)]

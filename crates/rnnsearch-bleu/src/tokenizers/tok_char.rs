@@ -4,7 +4,7 @@
 //! by single spaces, whitespace characters included (BLEU's later
 //! whitespace split then drops those).
 
-use super::Tokenizer;
+use super::base::Tokenizer;
 
 /// The character-level tokenizer (`char`).
 #[derive(Debug, Clone, Copy, Default)]

@@ -14,7 +14,7 @@
 
 use unicode_general_category::{get_general_category, GeneralCategory as G};
 
-use super::{join_words, Tokenizer};
+use super::base::{join_words, Tokenizer};
 
 /// The mteval-v14 international tokenizer (`intl`).
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,7 +1,7 @@
 //! The `none` tokenizer: the line is left as it is, so BLEU splits it on
 //! whitespace only.
 
-use super::Tokenizer;
+use super::base::Tokenizer;
 
 /// The identity tokenizer (`none`).
 #[derive(Debug, Clone, Copy, Default)]

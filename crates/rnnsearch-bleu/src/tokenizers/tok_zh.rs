@@ -16,8 +16,8 @@
 //! and maths symbols off words, while the intended CJK Extension B
 //! characters (U+20000..) are not split. We reproduce what sacreBLEU does.
 
+use super::base::Tokenizer;
 use super::tok_13a::regexp_post_process;
-use super::Tokenizer;
 use crate::text::{is_py_space, py_rstrip};
 
 /// The Chinese tokenizer (`zh`).

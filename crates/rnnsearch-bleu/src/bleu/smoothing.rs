@@ -1,10 +1,13 @@
 //! BLEU smoothing (Chen & Cherry, 2014) and the score from statistics,
-//! exactly as sacreBLEU's `BLEU.compute_bleu`.
+//! exactly as sacreBLEU's `BLEU.compute_bleu`: in double precision
+//! ([`compute_bleu`]) and on the `float32` sums of bootstrap resampling
+//! ([`bleu_f32`]).
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::bleu::{Statistics, MAX_NGRAM_ORDER};
+use super::statistics::{Statistics, MAX_NGRAM_ORDER};
+use crate::resample::Num;
 use crate::Error;
 
 /// Smoothing methods of Chen & Cherry (2014), by sacreBLEU name.
@@ -144,6 +147,71 @@ pub fn compute_bleu(
         precisions,
         bp,
     }
+}
+
+/// sacreBLEU's `compute_bleu` on `float32` statistics: the precisions are
+/// `float32`, their logarithms and the score are doubles.
+pub(crate) fn bleu_f32(
+    sums: &mut [f32],
+    smooth_method: SmoothMethod,
+    smooth_value: Option<f64>,
+    effective_order: bool,
+) -> f64 {
+    let value = smooth_value
+        .or(smooth_method.default_value())
+        .unwrap_or(0.0);
+    // Python's int() of a float32 truncates.
+    let (sys_len, ref_len) = (sums[0] as i64, sums[1] as i64);
+    let (correct, total) = sums[2..].split_at_mut(MAX_NGRAM_ORDER);
+    let mut bp = 1.0;
+    if sys_len < ref_len {
+        bp = if sys_len > 0 {
+            (1.0 - ref_len as f64 / sys_len as f64).exp()
+        } else {
+            0.0
+        };
+    }
+    if correct.iter().all(|&c| c == 0.0) {
+        return 0.0;
+    }
+    let mut precisions = [Num::F64(0.0); MAX_NGRAM_ORDER];
+    let mut smooth_mteval = 1.0f64;
+    let mut eff_order = MAX_NGRAM_ORDER;
+    for n in 1..=MAX_NGRAM_ORDER {
+        if smooth_method == SmoothMethod::AddK && n > 1 {
+            correct[n - 1] += value as f32;
+            total[n - 1] += value as f32;
+        }
+        if total[n - 1] == 0.0 {
+            break;
+        }
+        if effective_order {
+            eff_order = n;
+        }
+        let t = Num::F32(total[n - 1]);
+        if correct[n - 1] == 0.0 {
+            match smooth_method {
+                SmoothMethod::Exp => {
+                    smooth_mteval *= 2.0;
+                    precisions[n - 1] = Num::F64(100.0).div(Num::F64(smooth_mteval).mul(t));
+                }
+                SmoothMethod::Floor => {
+                    precisions[n - 1] = Num::F64(100.0 * value).div(t);
+                }
+                SmoothMethod::None | SmoothMethod::AddK => {}
+            }
+        } else {
+            precisions[n - 1] = Num::F64(100.0).mul(Num::F32(correct[n - 1])).div(t);
+        }
+    }
+    let log_sum: f64 = precisions[..eff_order]
+        .iter()
+        .map(|p| match p.value() {
+            0.0 => -9_999_999_999.0,
+            x => x.ln(),
+        })
+        .sum();
+    bp * (log_sum / eff_order as f64).exp()
 }
 
 #[cfg(test)]
