@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use rnnsearch_data::Prepared;
+use rnnsearch_data::{write_dataset, Prepared, WriteOptions};
 use rnnsearch_train::trainer::resume;
 use rnnsearch_train::{Outcome, RunConfig, RunOptions};
 
@@ -29,8 +29,19 @@ pub struct ConfigArgs {
 /// Arguments of `rnnsearch prepare`.
 #[derive(clap::Args, Debug)]
 pub struct PrepareArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
+    /// Run configuration (TOML) whose [data] section names the corpora [default: the embedded
+    /// configs/dates.toml]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The dataset folder to write (one dataset serves many runs: `train --data DIR`)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace a dataset already at --out
+    #[arg(long)]
+    force: bool,
+    /// Override a config value, e.g. --set data.vocab_size=16000 (repeatable)
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 /// Arguments of `rnnsearch train`.
@@ -41,6 +52,9 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint
     #[arg(long)]
     resume: bool,
+    /// Train on the dataset `rnnsearch prepare --out DIR` made (sets data.prepared)
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
     /// Print the resolved configuration (every value) and exit
     #[arg(long)]
     print_config: bool,
@@ -64,17 +78,20 @@ impl ConfigArgs {
     }
 }
 
-/// `rnnsearch prepare`.
+/// `rnnsearch prepare`: reads the corpora once, streaming, and writes a dataset folder.
 pub fn prepare(args: PrepareArgs) -> Result<ExitCode> {
-    let (config, out) = args.config.load()?;
-    std::fs::create_dir_all(&out)
-        .with_context(|| format!("{}: cannot create run directory", out.display()))?;
+    let config = RunConfig::load(args.config.as_deref(), &args.overrides)?;
     let started = std::time::Instant::now();
-    let prepared = Prepared::prepare(&config.data, Path::new("."), &out)?;
+    let options = WriteOptions {
+        force: args.force,
+        vocab_dir: None,
+    };
+    write_dataset(&config.data, Path::new("."), &args.out, &options)?;
+    let prepared = Prepared::open(&config.data, &args.out, None, started)?;
     println!("{}", prepared.summary);
     println!(
         "prepared {} in {:.1} s",
-        out.display(),
+        args.out.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
@@ -92,6 +109,9 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         if let Some(saved) = resume::saved_config(&out, &args.config.overrides)? {
             config = saved;
         }
+    }
+    if let Some(data) = &args.data {
+        config.data.prepared = Some(data.clone());
     }
     config.train.engine = args.backend.engine(config.train.engine);
     let device = args.backend.device()?;

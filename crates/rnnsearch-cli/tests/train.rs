@@ -179,6 +179,86 @@ fn translates_line_by_line(run_dir: &Path, expected: &str) {
     assert!(child.wait().unwrap().success());
 }
 
+/// Training on a dataset made by `prepare` equals training on the corpora (which the run
+/// prepares into its own directory), bit for bit; the dataset serves a second run too.
+#[test]
+fn training_from_a_prepared_dataset_equals_training_from_the_corpora() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_dates_config(dir.path(), "max_steps = 12\nvalid_every = 6\nepochs = 1");
+    let data = dir.path().join("dataset");
+    let prepare = |extra: &[&str]| {
+        run(rnnsearch()
+            .args(["prepare", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&data)
+            .args(extra))
+    };
+    let made = prepare(&[]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert!(
+        stdout(&made).contains("pairs read: train 600"),
+        "{}",
+        stdout(&made)
+    );
+    let again = prepare(&[]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("pass --force"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(prepare(&["--force"]).status.success());
+
+    let train = |out: &Path, extra: &[&str]| {
+        let o = run(rnnsearch()
+            .args(["train", "--threads", "1", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(out)
+            .args(extra));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let raw = dir.path().join("raw");
+    let mapped = dir.path().join("mapped");
+    train(&raw, &[]);
+    train(&mapped, &["--data", data.to_str().unwrap()]);
+    assert!(
+        raw.join("data/manifest.json").is_file(),
+        "the run prepared its own"
+    );
+    assert!(
+        !mapped.join("data").exists(),
+        "the run used the shared dataset"
+    );
+    let weights = |run: &Path| std::fs::read(run.join("checkpoints/last/model.bpk")).unwrap();
+    let (a, b) = (weights(&raw), weights(&mapped));
+    // the burnpack header holds random parameter ids: compare the tensors after it
+    let header = |w: &[u8]| 10 + u32::from_le_bytes(w[6..10].try_into().unwrap()) as usize;
+    assert_eq!(a[header(&a)..], b[header(&b)..]);
+    assert_eq!(step_losses(&raw), step_losses(&mapped));
+
+    // A dataset of another vocabulary size is refused, naming both values.
+    let other = run(rnnsearch()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("other"))
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--set",
+            "data.tokenizer=\"bpe\"",
+        ]));
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other)
+            .contains("data.tokenizer is \"auto\" in the dataset but \"bpe\" in the config"),
+        "{}",
+        stderr(&other)
+    );
+}
+
 /// A run stopped after 8 steps and resumed gives the same per-step losses as a straight run.
 #[test]
 fn resumed_run_matches_a_straight_run() {

@@ -146,16 +146,27 @@ fn mask(lengths: &[usize], width: usize) -> Vec<bool> {
 /// the budget on its own still gets a batch of one — nothing is dropped.
 pub fn batches(examples: &[Example], batch_tokens: usize, seed: u64, epoch: u64) -> Vec<Batch> {
     let mut rng = epoch_rng(seed, epoch);
-    let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.shuffle(&mut rng);
-    order.sort_by_key(|&i| (examples[i].src_width(), examples[i].tgt_width()));
+    let order: Vec<usize> = (0..examples.len()).collect();
     let widths = |i: usize| (examples[i].src_width(), examples[i].tgt_width());
-    let mut groups = pack(&order, widths, batch_tokens);
-    groups.shuffle(&mut rng);
-    groups
+    plan(order, widths, batch_tokens, &mut rng)
         .into_iter()
         .map(|g| Batch::from_examples(examples, g))
         .collect()
+}
+
+/// An epoch's plan over the items of `order` with the given (source, target) widths: shuffled,
+/// stably sorted by widths, packed under `batch_tokens`, and the groups shuffled.
+pub(crate) fn plan(
+    mut order: Vec<usize>,
+    widths: impl Fn(usize) -> (usize, usize),
+    batch_tokens: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<usize>> {
+    order.shuffle(rng);
+    order.sort_by_key(|&i| widths(i));
+    let mut groups = pack(&order, widths, batch_tokens);
+    groups.shuffle(rng);
+    groups
 }
 
 /// Index groups for source-only input (inference): indices sorted by length
@@ -197,12 +208,32 @@ fn pack(
 
 /// ChaCha8 seeded with `seed` and `epoch` in separate words, so distinct
 /// `(seed, epoch)` pairs never share a stream.
-fn epoch_rng(seed: u64, epoch: u64) -> ChaCha8Rng {
+pub(crate) fn epoch_rng(seed: u64, epoch: u64) -> ChaCha8Rng {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&epoch.to_le_bytes());
     key[16..24].copy_from_slice(b"rnnbatch");
     ChaCha8Rng::from_seed(key)
+}
+
+/// Padding fraction of planned groups over both sides, from the items' widths alone.
+pub fn planned_padding(groups: &[Vec<usize>], widths: impl Fn(usize) -> (usize, usize)) -> f64 {
+    let (mut pad, mut all) = (0usize, 0usize);
+    for group in groups {
+        let w: Vec<(usize, usize)> = group.iter().map(|&i| widths(i)).collect();
+        let src = w.iter().map(|x| x.0).max().unwrap_or(0);
+        let tgt = w.iter().map(|x| x.1).max().unwrap_or(0);
+        // as `Batch::padding` counts: the source rows and one target side
+        let real: usize = w.iter().map(|x| x.0 + x.1).sum();
+        let slots = w.len() * (src + tgt);
+        pad += slots - real;
+        all += slots;
+    }
+    if all == 0 {
+        0.0
+    } else {
+        pad as f64 / all as f64
+    }
 }
 
 /// Padding fraction of a set of batches over both sides: pad slots / all slots.
@@ -327,11 +358,13 @@ mod tests {
         let Some(prepared) = prepared_en_de() else {
             return;
         };
-        let examples = &prepared.train.examples;
+        let train = &prepared.train;
         for epoch in 0..3 {
-            let bs = batches(examples, 2000, 1, epoch);
+            let plan = train.epoch(&[1.0], 2000, 1, epoch);
+            let bs: Vec<Batch> = plan.iter().map(|g| train.batch(g)).collect();
             let frac = padding_fraction(&bs);
-            let mean = examples.len() as f64 / bs.len() as f64;
+            assert_eq!(frac, planned_padding(&plan, |i| train.widths(i)));
+            let mean = train.len() as f64 / bs.len() as f64;
             eprintln!(
                 "epoch {epoch}: {} batches, {mean:.1} sentences each, padding {:.2}%",
                 bs.len(),

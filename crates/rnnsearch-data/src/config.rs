@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::dates::DatesConfig;
 use crate::{Error, Vocab};
 
+/// The longest sentence, in subwords, a dataset holds (its lengths are kept as 16-bit numbers).
+pub const MAX_LEN_LIMIT: usize = 65_000;
+
 /// Where the sentence pairs come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +36,22 @@ pub enum TokenizerKind {
     Char,
 }
 
+/// One training corpus of `[[data.train]]`: line-aligned source and target files (plain or
+/// gzip) and how often its pairs are drawn per epoch relative to its size (`weight` 2: each
+/// pair twice; 0.5: a random half, drawn anew every epoch).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainCorpus {
+    pub src: PathBuf,
+    pub tgt: PathBuf,
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
 /// The `[data]` section of a run config. Every field has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -56,7 +75,14 @@ pub struct DataConfig {
     pub batch_tokens: usize,
     /// Seeds the batch order (with the epoch).
     pub seed: u64,
+    /// Training pairs (reservoir-sampled) the BPE vocabulary is trained on.
+    pub vocab_sample: usize,
+    /// A dataset made by `rnnsearch prepare --out DIR` to train from, instead of the corpora.
+    pub prepared: Option<PathBuf>,
     pub dates: DatesConfig,
+    /// Several training corpora with weights (`[[data.train]]`), instead of `train_src` and
+    /// `train_tgt`.
+    pub train: Vec<TrainCorpus>,
 }
 
 impl Default for DataConfig {
@@ -77,7 +103,10 @@ impl Default for DataConfig {
             max_ratio: 3.0,
             batch_tokens: 2000,
             seed: 1,
+            vocab_sample: 500_000,
+            prepared: None,
             dates: DatesConfig::default(),
+            train: Vec::new(),
         }
     }
 }
@@ -92,6 +121,34 @@ impl DataConfig {
         }
     }
 
+    /// The training corpora: `[[data.train]]`, or the one pair `train_src` / `train_tgt` with
+    /// weight 1 (empty for the dates corpus).
+    pub fn train_corpora(&self) -> Vec<TrainCorpus> {
+        match (&self.train_src, &self.train_tgt) {
+            (Some(src), Some(tgt)) if self.train.is_empty() => vec![TrainCorpus {
+                src: src.clone(),
+                tgt: tgt.clone(),
+                weight: 1.0,
+            }],
+            _ => self.train.clone(),
+        }
+    }
+
+    /// What a prepared dataset is made from: this section without the keys that only change
+    /// how a dataset is used (batching, the batch order's seed, corpus weights, `prepared`).
+    pub fn dataset_key(&self) -> DataConfig {
+        let defaults = DataConfig::default();
+        let mut key = self.clone();
+        key.batch_tokens = defaults.batch_tokens;
+        key.seed = defaults.seed;
+        key.prepared = None;
+        key.train = self.train_corpora();
+        key.train_src = None;
+        key.train_tgt = None;
+        key.train.iter_mut().for_each(|c| c.weight = 1.0);
+        key
+    }
+
     /// Checks values and required paths; messages name the offending field.
     pub fn validate(&self) -> Result<(), Error> {
         let fail = |m: &str| Err(Error::Config(m.to_string()));
@@ -100,6 +157,14 @@ impl DataConfig {
         }
         if self.max_len == 0 {
             return fail("max_len must be at least 1");
+        }
+        if self.max_len > MAX_LEN_LIMIT {
+            return Err(Error::Config(format!(
+                "max_len must be at most {MAX_LEN_LIMIT}"
+            )));
+        }
+        if self.vocab_sample == 0 {
+            return fail("vocab_sample must be at least 1");
         }
         if self.max_ratio.is_nan() || self.max_ratio < 1.0 {
             return fail("max_ratio must be a number >= 1");
@@ -127,11 +192,27 @@ impl DataConfig {
     }
 
     fn validate_parallel(&self) -> Result<(), Error> {
+        if !self.train.is_empty() && (self.train_src.is_some() || self.train_tgt.is_some()) {
+            return Err(Error::Config(
+                "give the training corpora either as train_src and train_tgt or as [[data.train]] \
+                 entries, not both"
+                    .into(),
+            ));
+        }
+        for (i, corpus) in self.train.iter().enumerate() {
+            if !(corpus.weight.is_finite() && corpus.weight > 0.0) {
+                return Err(Error::Config(format!(
+                    "train[{i}].weight must be a positive number (got {})",
+                    corpus.weight
+                )));
+            }
+        }
+        let listed = (!self.train.is_empty()).then(|| PathBuf::from("[[data.train]]"));
         let required = [
-            ("train_src", &self.train_src),
-            ("train_tgt", &self.train_tgt),
-            ("valid_src", &self.valid_src),
-            ("valid_tgt", &self.valid_tgt),
+            ("train_src", self.train_src.as_ref().or(listed.as_ref())),
+            ("train_tgt", self.train_tgt.as_ref().or(listed.as_ref())),
+            ("valid_src", self.valid_src.as_ref()),
+            ("valid_tgt", self.valid_tgt.as_ref()),
         ];
         for (name, value) in required {
             if value.is_none() {

@@ -9,20 +9,23 @@
 pub mod batch;
 pub mod config;
 pub mod corpus;
+pub mod dataset;
 pub mod dates;
 mod error;
 pub mod prepare;
 pub mod vocab;
 
-pub use batch::{batches, padding_fraction, source_batches, Batch, Example};
-pub use config::{CorpusKind, DataConfig, TokenizerKind};
+pub use batch::{batches, padding_fraction, planned_padding, source_batches, Batch, Example};
+pub use config::{CorpusKind, DataConfig, TokenizerKind, TrainCorpus};
 pub use corpus::{
     normalize, read_lines, read_parallel, Filter, FilterCounts, FilterReason, LineReader,
 };
+pub use dataset::{write_dataset, Dataset, Manifest, WriteOptions};
 pub use dates::{DateSplits, DatesConfig};
 pub use error::Error;
 pub use prepare::{
-    Prepared, SideStats, Split, Summary, JOINT_VOCAB_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE,
+    Prepared, SideStats, Split, Summary, DATASET_DIR, JOINT_VOCAB_FILE, SRC_VOCAB_FILE,
+    TGT_VOCAB_FILE,
 };
 pub use vocab::{group_words, Vocab};
 

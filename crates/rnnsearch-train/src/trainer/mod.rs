@@ -34,7 +34,7 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use indicatif::ProgressBar;
-use rnnsearch_data::{batches, Batch, Prepared};
+use rnnsearch_data::{Batch, Prepared};
 use rnnsearch_model::Seq2Seq;
 use serde_json::json;
 
@@ -166,16 +166,17 @@ impl<'a> Trainer<'a> {
         let mut window = Window::default();
         'epochs: while (self.state.epoch as usize) < t.epochs {
             let epoch = self.state.epoch;
-            let epoch_batches = batches(
-                &self.data.train.examples,
+            let plan = self.data.train.epoch(
+                &self.data.train_weights,
                 self.config.data.batch_tokens,
                 t.seed,
                 epoch,
             );
-            self.progress = progress_bar(epoch_batches.len(), epoch);
-            for batch in epoch_batches.iter().skip(self.state.batch_in_epoch) {
+            self.progress = progress_bar(plan.len(), epoch);
+            for group in plan.iter().skip(self.state.batch_in_epoch) {
                 let step_started = Instant::now();
-                let (loss, nll) = self.update(batch)?;
+                let batch = self.data.train.batch(group);
+                let (loss, nll) = self.update(&batch)?;
                 self.state.batch_in_epoch += 1;
                 self.state.elapsed_s = started.elapsed().as_secs_f64();
                 window.add(
