@@ -156,17 +156,61 @@ pub fn batches(examples: &[Example], batch_tokens: usize, seed: u64, epoch: u64)
 
 /// An epoch's plan over the items of `order` with the given (source, target) widths: shuffled,
 /// stably sorted by widths, packed under `batch_tokens`, and the groups shuffled.
-pub(crate) fn plan(
-    mut order: Vec<usize>,
-    widths: impl Fn(usize) -> (usize, usize),
+pub(crate) fn plan<T: Copy>(
+    order: Vec<T>,
+    widths: impl Fn(T) -> (usize, usize),
     batch_tokens: usize,
     rng: &mut ChaCha8Rng,
-) -> Vec<Vec<usize>> {
-    order.shuffle(rng);
-    order.sort_by_key(|&i| widths(i));
-    let mut groups = pack(&order, widths, batch_tokens);
-    groups.shuffle(rng);
-    groups
+) -> Vec<Vec<T>> {
+    let plan = EpochPlan::new(order, widths, batch_tokens, rng);
+    plan.batches().map(<[T]>::to_vec).collect()
+}
+
+/// An epoch's batches as index groups, kept as one sorted index array and the spans of the
+/// batches in it (in the order the epoch takes them): no allocation per batch, and no more
+/// memory than the indices themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochPlan<T = u32> {
+    order: Vec<T>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl<T: Copy> EpochPlan<T> {
+    /// `order` shuffled, stably sorted by `widths`, packed under `batch_tokens`, and the
+    /// batches shuffled, all from `rng`.
+    pub(crate) fn new(
+        mut order: Vec<T>,
+        widths: impl Fn(T) -> (usize, usize),
+        batch_tokens: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        order.shuffle(rng);
+        order.sort_by_key(|&i| widths(i));
+        let mut spans = Vec::new();
+        let mut start = 0;
+        for size in pack(&order, widths, batch_tokens) {
+            spans.push((start, size));
+            start += size;
+        }
+        spans.shuffle(rng);
+        EpochPlan { order, spans }
+    }
+
+    /// Batches in the epoch.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The batches' indices, in the order the epoch takes them.
+    pub fn batches(&self) -> impl Iterator<Item = &[T]> + '_ {
+        self.spans
+            .iter()
+            .map(|&(start, size)| &self.order[start..start + size])
+    }
 }
 
 /// Index groups for source-only input (inference): indices sorted by length
@@ -176,34 +220,37 @@ pub(crate) fn plan(
 pub fn source_batches(lengths: &[usize], batch_tokens: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| lengths[i]);
-    pack(&order, |i| (lengths[i], 0), batch_tokens)
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for size in pack(&order, |i| (lengths[i], 0), batch_tokens) {
+        groups.push(order[start..start + size].to_vec());
+        start += size;
+    }
+    groups
 }
 
-/// Greedy packing of `order` into groups whose cost `count × max(width)` stays
-/// within `budget` (a single over-budget item forms its own group).
-fn pack(
-    order: &[usize],
-    widths: impl Fn(usize) -> (usize, usize),
-    budget: usize,
-) -> Vec<Vec<usize>> {
-    let mut groups = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
+/// Greedy packing of `order` into consecutive groups whose cost `count × max(width)` stays
+/// within `budget` (a single over-budget item forms its own group): the groups' sizes.
+fn pack<T: Copy>(order: &[T], widths: impl Fn(T) -> (usize, usize), budget: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut current = 0;
     let mut widest = 0;
     for &i in order {
         let (a, b) = widths(i);
         let wider = widest.max(a).max(b);
-        if !current.is_empty() && (current.len() + 1) * wider > budget {
-            groups.push(std::mem::take(&mut current));
+        if current > 0 && (current + 1) * wider > budget {
+            sizes.push(current);
+            current = 0;
             widest = a.max(b);
         } else {
             widest = wider;
         }
-        current.push(i);
+        current += 1;
     }
-    if !current.is_empty() {
-        groups.push(current);
+    if current > 0 {
+        sizes.push(current);
     }
-    groups
+    sizes
 }
 
 /// ChaCha8 seeded with `seed` and `epoch` in separate words, so distinct
@@ -217,7 +264,10 @@ pub(crate) fn epoch_rng(seed: u64, epoch: u64) -> ChaCha8Rng {
 }
 
 /// Padding fraction of planned groups over both sides, from the items' widths alone.
-pub fn planned_padding(groups: &[Vec<usize>], widths: impl Fn(usize) -> (usize, usize)) -> f64 {
+pub fn planned_padding<'a, T: Copy + 'a>(
+    groups: impl IntoIterator<Item = &'a [T]>,
+    widths: impl Fn(T) -> (usize, usize),
+) -> f64 {
     let (mut pad, mut all) = (0usize, 0usize);
     for group in groups {
         let w: Vec<(usize, usize)> = group.iter().map(|&i| widths(i)).collect();
@@ -361,9 +411,9 @@ mod tests {
         let train = &prepared.train;
         for epoch in 0..3 {
             let plan = train.epoch(&[1.0], 2000, 1, epoch);
-            let bs: Vec<Batch> = plan.iter().map(|g| train.batch(g)).collect();
+            let bs: Vec<Batch> = plan.batches().map(|g| train.batch(g)).collect();
             let frac = padding_fraction(&bs);
-            assert_eq!(frac, planned_padding(&plan, |i| train.widths(i)));
+            assert_eq!(frac, planned_padding(plan.batches(), |i| train.widths(i)));
             let mean = train.len() as f64 / bs.len() as f64;
             eprintln!(
                 "epoch {epoch}: {} batches, {mean:.1} sentences each, padding {:.2}%",

@@ -15,7 +15,9 @@ mod error;
 pub mod prepare;
 pub mod vocab;
 
-pub use batch::{batches, padding_fraction, planned_padding, source_batches, Batch, Example};
+pub use batch::{
+    batches, padding_fraction, planned_padding, source_batches, Batch, EpochPlan, Example,
+};
 pub use config::{CorpusKind, DataConfig, TokenizerKind, TrainCorpus};
 pub use corpus::{
     normalize, read_lines, read_parallel, Filter, FilterCounts, FilterReason, LineReader,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{planned_padding, Example};
+use crate::batch::Example;
 use crate::config::{CorpusKind, DataConfig, TokenizerKind};
 use crate::corpus::{normalize, Filter, FilterCounts};
 use crate::dataset::{write_dataset, Dataset, WriteOptions, MANIFEST_FILE};
@@ -102,7 +102,9 @@ impl Prepared {
     }
 
     /// Opens the dataset in `dir`, checks it was made from `cfg`, and copies its tokenizer
-    /// files into `run_dir` (when given).
+    /// files into `run_dir` (when given). `start` is when the caller began, for the summary's
+    /// time. (The batches of an epoch and their padding are the trainer's to report: planning
+    /// them sorts every pair.)
     pub fn open(
         cfg: &DataConfig,
         dir: &Path,
@@ -135,7 +137,7 @@ impl Prepared {
             CorpusKind::Dates => vec![1.0],
             CorpusKind::Parallel => cfg.train_corpora().iter().map(|c| c.weight).collect(),
         };
-        let epoch0 = dataset.epoch(&train_weights, cfg.batch_tokens, cfg.seed, 0);
+
         let names: Vec<&str> = manifest.corpora.iter().map(|c| c.name.as_str()).collect();
         let corpus = match cfg.corpus {
             CorpusKind::Dates => format!("dates (seed {})", cfg.dates.seed),
@@ -158,9 +160,6 @@ impl Prepared {
             src: manifest.src,
             tgt: manifest.tgt,
             valid_unk: count_unk(&valid.examples),
-            batch_tokens: cfg.batch_tokens,
-            batches_per_epoch: epoch0.len(),
-            padding_fraction: planned_padding(&epoch0, |i| dataset.widths(i)),
             seconds: start.elapsed().as_secs_f64(),
         };
         Ok(Prepared {
@@ -353,9 +352,6 @@ pub struct Summary {
     pub tgt: SideStats,
     /// `<unk>` tokens in the encoded validation split (both sides).
     pub valid_unk: usize,
-    pub batch_tokens: usize,
-    pub batches_per_epoch: usize,
-    pub padding_fraction: f64,
     pub seconds: f64,
 }
 
@@ -392,13 +388,6 @@ impl fmt::Display for Summary {
             )?;
         }
         writeln!(f, "valid <unk>: {}", self.valid_unk)?;
-        writeln!(
-            f,
-            "batches: {} per epoch at {} tokens, padding {:.1}%",
-            self.batches_per_epoch,
-            self.batch_tokens,
-            100.0 * self.padding_fraction
-        )?;
         write!(f, "prepared in {:.1} s", self.seconds)
     }
 }

@@ -16,7 +16,7 @@ mod write;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 pub use manifest::{CorpusPart, InputFile, Manifest, MANIFEST_FILE};
 pub use write::{write_dataset, WriteOptions};
 
-use crate::batch::{epoch_rng, plan, Batch, Example};
+use crate::batch::{epoch_rng, planned_padding, Batch, EpochPlan, Example};
 use crate::corpus::read_lines;
 use crate::Error;
 
@@ -33,6 +33,17 @@ struct Side {
     ids: Option<Mmap>,
     offsets: Mmap,
     id_bytes: usize,
+}
+
+/// Drops `map`'s pages from this process's resident set (they stay in the page cache, so the
+/// next read costs no I/O): a batch reads a few rows scattered over the whole corpus, and
+/// without this each would keep its pages, and those the kernel read ahead, counted in the
+/// process's memory.
+fn release(map: &Mmap) {
+    // SAFETY: the maps are read-only views of files that are not written while mapped; after
+    // MADV_DONTNEED a read maps the file's page again, with the same contents. No reference
+    // into the map is held across the call (the callers have copied what they read).
+    let _ = unsafe { map.unchecked_advise(UncheckedAdvice::DontNeed) };
 }
 
 /// Maps `path` read-only; `None` for an empty file (which cannot be mapped).
@@ -48,6 +59,8 @@ fn map(path: &Path) -> Result<Option<Mmap>, Error> {
     // SAFETY: the dataset's files are written once and only read afterwards; a file changed
     // under a running process is outside what rnnsearch supports (as for any mapped input).
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "cannot map", e))?;
+    // Rows are read in a random order: no read-ahead.
+    let _ = map.advise(Advice::Random);
     Ok(Some(map))
 }
 
@@ -85,13 +98,16 @@ impl Side {
         Ok(side)
     }
 
+    fn release(&self) {
+        release(&self.offsets);
+        if let Some(ids) = &self.ids {
+            release(ids);
+        }
+    }
+
     fn offset(&self, i: usize) -> usize {
         let bytes: [u8; 8] = self.offsets[8 * i..8 * i + 8].try_into().expect("8 bytes");
         u64::from_le_bytes(bytes) as usize
-    }
-
-    fn len(&self, i: usize) -> usize {
-        self.offset(i + 1) - self.offset(i)
     }
 
     fn ids(&self, i: usize) -> Vec<u32> {
@@ -119,9 +135,9 @@ pub struct Dataset {
     pub manifest: Manifest,
     src: Side,
     tgt: Side,
-    /// Every pair's batch widths (subwords + 1 per side), for planning batches without
-    /// touching the ids.
-    widths: Vec<(u16, u16)>,
+    /// Every pair's lengths in subwords, source and target as little-endian u16: batches are
+    /// planned from these alone, without touching the ids or their offsets.
+    lengths: Option<Mmap>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -140,25 +156,33 @@ impl Dataset {
         let pairs = manifest.train_pairs;
         let src = Side::open(dir, "src", pairs, manifest.id_bytes)?;
         let tgt = Side::open(dir, "tgt", pairs, manifest.id_bytes)?;
-        let widths = (0..pairs)
-            .map(|i| ((src.len(i) + 1) as u16, (tgt.len(i) + 1) as u16))
-            .collect();
+        let lengths_path = write::lengths_file(dir);
+        let lengths = map(&lengths_path)?;
+        let bytes = lengths.as_ref().map_or(0, |m| m.len());
+        if bytes != 4 * pairs {
+            return Err(Error::Config(format!(
+                "{} holds {bytes} bytes, not the {} of {pairs} pairs: the dataset is damaged; \
+                 prepare it again",
+                lengths_path.display(),
+                4 * pairs
+            )));
+        }
         Ok(Dataset {
             dir: dir.to_path_buf(),
             manifest,
             src,
             tgt,
-            widths,
+            lengths,
         })
     }
 
     /// Training pairs.
     pub fn len(&self) -> usize {
-        self.widths.len()
+        self.manifest.train_pairs
     }
 
     pub fn is_empty(&self) -> bool {
-        self.widths.is_empty()
+        self.len() == 0
     }
 
     /// Pair `i`'s ids.
@@ -170,20 +194,23 @@ impl Dataset {
     }
 
     /// The padded batch of pairs `indices`, in that order, read from the map.
-    pub fn batch(&self, indices: &[usize]) -> Batch {
-        let rows: Vec<Example> = indices.iter().map(|&i| self.example(i)).collect();
+    pub fn batch(&self, indices: &[u32]) -> Batch {
+        let rows: Vec<Example> = indices.iter().map(|&i| self.example(i as usize)).collect();
+        for side in [&self.src, &self.tgt] {
+            side.release();
+        }
         let mut batch = Batch::from_examples(&rows, (0..rows.len()).collect());
-        batch.indices = indices.to_vec();
+        batch.indices = indices.iter().map(|&i| i as usize).collect();
         batch
     }
 
     /// The pairs an epoch draws: every pair of a corpus of weight 1 once; a weight w draws
     /// each pair ⌊w⌋ times plus a random (w − ⌊w⌋) share of them, chosen anew from
     /// (`seed`, `epoch`).
-    pub fn draws(&self, weights: &[f64], seed: u64, epoch: u64) -> Vec<usize> {
+    pub fn draws(&self, weights: &[f64], seed: u64, epoch: u64) -> Vec<u32> {
         let parts = &self.manifest.corpora;
         if weights.iter().all(|&w| w == 1.0) || weights.len() != parts.len() {
-            return (0..self.len()).collect();
+            return (0..self.len() as u32).collect();
         }
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&seed.to_le_bytes());
@@ -192,13 +219,13 @@ impl Dataset {
         let mut rng = ChaCha8Rng::from_seed(key);
         let mut order = Vec::new();
         for (part, &weight) in parts.iter().zip(weights) {
-            let range = part.start..part.start + part.kept;
+            let range = part.start as u32..(part.start + part.kept) as u32;
             for _ in 0..weight.floor() as usize {
                 order.extend(range.clone());
             }
             let share = ((weight - weight.floor()) * part.kept as f64).round() as usize;
             if share > 0 {
-                let mut all: Vec<usize> = range.collect();
+                let mut all: Vec<u32> = range.collect();
                 let (chosen, _) = all.partial_shuffle(&mut rng, share);
                 let mut chosen = chosen.to_vec();
                 chosen.sort_unstable();
@@ -210,26 +237,34 @@ impl Dataset {
 
     /// The epoch's batches as index groups, planned from the pairs' lengths as
     /// [`crate::batches`] plans them: deterministic in (`seed`, `epoch`) and the weights.
-    pub fn epoch(
-        &self,
-        weights: &[f64],
-        batch_tokens: usize,
-        seed: u64,
-        epoch: u64,
-    ) -> Vec<Vec<usize>> {
+    pub fn epoch(&self, weights: &[f64], batch_tokens: usize, seed: u64, epoch: u64) -> EpochPlan {
         let mut rng = epoch_rng(seed, epoch);
         let order = self.draws(weights, seed, epoch);
-        let widths = |i: usize| {
-            let (s, t) = self.widths[i];
-            (s as usize, t as usize)
-        };
-        plan(order, widths, batch_tokens, &mut rng)
+        let plan = EpochPlan::new(order, |i| self.widths(i), batch_tokens, &mut rng);
+        if let Some(lengths) = &self.lengths {
+            release(lengths);
+        }
+        plan
     }
 
-    /// Widths (subwords + 1) of pair `i`, source and target.
-    pub fn widths(&self, i: usize) -> (usize, usize) {
-        let (s, t) = self.widths[i];
-        (s as usize, t as usize)
+    /// The share of padding in `plan`'s batches, both sides.
+    pub fn padding(&self, plan: &EpochPlan) -> f64 {
+        let padding = planned_padding(plan.batches(), |i| self.widths(i));
+        if let Some(lengths) = &self.lengths {
+            release(lengths);
+        }
+        padding
+    }
+
+    /// Widths in a batch (subwords + 1) of pair `i`, source and target.
+    pub fn widths(&self, i: u32) -> (usize, usize) {
+        let Some(lengths) = &self.lengths else {
+            return (1, 1);
+        };
+        let at = 4 * i as usize;
+        let src = u16::from_le_bytes([lengths[at], lengths[at + 1]]);
+        let tgt = u16::from_le_bytes([lengths[at + 2], lengths[at + 3]]);
+        (src as usize + 1, tgt as usize + 1)
     }
 
     /// The normalised text of a small split (`valid` or `test`), sources and targets: `None`
@@ -301,7 +336,10 @@ mod tests {
             let ex = dataset.example(i);
             assert_eq!(vocab.decode(&ex.src), format!("the cat {i} sat"));
             assert_eq!(vocab.decode(&ex.tgt), format!("die katze {i} sass"));
-            assert_eq!(dataset.widths(i), (ex.src.len() + 1, ex.tgt.len() + 1));
+            assert_eq!(
+                dataset.widths(i as u32),
+                (ex.src.len() + 1, ex.tgt.len() + 1)
+            );
         }
         let batch = dataset.batch(&[7, 3]);
         assert_eq!(batch.indices, vec![7, 3]);
@@ -326,7 +364,7 @@ mod tests {
         for epoch in 0..3 {
             let planned: Vec<Batch> = dataset
                 .epoch(&[1.0], 200, 5, epoch)
-                .iter()
+                .batches()
                 .map(|g| dataset.batch(g))
                 .collect();
             assert_eq!(planned, crate::batches(&examples, 200, 5, epoch));
@@ -462,12 +500,12 @@ mod tests {
             let drawn = dataset.draws(&weights, 1, epoch);
             assert_eq!(drawn.len(), 600 + 100);
             for i in drawn {
-                counts[i] += 1;
+                counts[i as usize] += 1;
             }
             let planned: usize = dataset
                 .epoch(&weights, 300, 1, epoch)
-                .iter()
-                .map(Vec::len)
+                .batches()
+                .map(<[u32]>::len)
                 .sum();
             assert_eq!(planned, 700);
         }

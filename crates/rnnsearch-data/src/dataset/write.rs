@@ -29,6 +29,11 @@ pub(crate) fn side_files(dir: &Path, side: &str) -> (PathBuf, PathBuf) {
     )
 }
 
+/// Every training pair's lengths in subwords, source and target, as little-endian u16.
+pub(crate) fn lengths_file(dir: &Path) -> PathBuf {
+    dir.join("train.lengths")
+}
+
 /// The normalised text of a small split (`valid`, `test`), per side.
 pub(crate) fn text_file(dir: &Path, split: &str, side: &str) -> PathBuf {
     dir.join(format!("{split}.{side}.txt"))
@@ -179,6 +184,8 @@ struct Encoder<'a> {
     filter: Filter,
     src: SideWriter,
     tgt: SideWriter,
+    lengths: BufWriter<File>,
+    lengths_path: PathBuf,
     chunk: (Vec<String>, Vec<String>),
     counts: FilterCounts,
     kept: usize,
@@ -203,6 +210,13 @@ impl Encoder<'_> {
                 None => {
                     self.src.push(s)?;
                     self.tgt.push(t)?;
+                    let mut both = [0u8; 4];
+                    both[..2].copy_from_slice(&(s.len() as u16).to_le_bytes());
+                    both[2..].copy_from_slice(&(t.len() as u16).to_le_bytes());
+                    let path = &self.lengths_path;
+                    self.lengths
+                        .write_all(&both)
+                        .map_err(|e| Error::io(path, "cannot write", e))?;
                     self.kept += 1;
                 }
             }
@@ -386,6 +400,11 @@ fn write_into(
         },
         src: SideWriter::create(dir, "src", id_bytes)?,
         tgt: SideWriter::create(dir, "tgt", id_bytes)?,
+        lengths: BufWriter::new(
+            File::create(lengths_file(dir))
+                .map_err(|e| Error::io(&lengths_file(dir), "cannot create", e))?,
+        ),
+        lengths_path: lengths_file(dir),
         chunk: (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK)),
         counts: FilterCounts::default(),
         kept: 0,
@@ -411,11 +430,18 @@ fn write_into(
     let Encoder {
         src,
         tgt,
+        lengths,
+        lengths_path,
         counts,
         kept,
         ..
     } = encoder;
     let (src_stats, tgt_stats) = (src.finish()?, tgt.finish()?);
+    lengths
+        .into_inner()
+        .map_err(|e| Error::io(&lengths_path, "cannot write", e.into_error()))?
+        .sync_all()
+        .map_err(|e| Error::io(&lengths_path, "cannot write", e))?;
     if kept == 0 {
         return Err(Error::Config(format!(
             "no training pairs left after filtering ({} read: {} empty, {} over max_len = {}, \

@@ -172,8 +172,19 @@ impl<'a> Trainer<'a> {
                 t.seed,
                 epoch,
             );
+            let padding = self.data.train.padding(&plan);
+            self.log.line(
+                None,
+                &format!(
+                    "epoch {}: {} batches of at most {} tokens, padding {:.1}%",
+                    epoch + 1,
+                    plan.len(),
+                    self.config.data.batch_tokens,
+                    100.0 * padding
+                ),
+            );
             self.progress = progress_bar(plan.len(), epoch);
-            for group in plan.iter().skip(self.state.batch_in_epoch) {
+            for group in plan.batches().skip(self.state.batch_in_epoch) {
                 let step_started = Instant::now();
                 let batch = self.data.train.batch(group);
                 let (loss, nll) = self.update(&batch)?;
