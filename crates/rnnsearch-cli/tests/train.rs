@@ -223,10 +223,9 @@ fn training_from_a_prepared_dataset_equals_training_from_the_corpora() {
     let mapped = dir.path().join("mapped");
     train(&raw, &[]);
     train(&mapped, &["--data", data.to_str().unwrap()]);
-    assert!(
-        raw.join("data/manifest.json").is_file(),
-        "the run prepared its own"
-    );
+    let manifest = raw.join("data/manifest.json");
+    assert!(manifest.is_file(), "the run prepared its own");
+    let made = std::fs::metadata(&manifest).unwrap().modified().unwrap();
     assert!(
         !mapped.join("data").exists(),
         "the run used the shared dataset"
@@ -237,6 +236,12 @@ fn training_from_a_prepared_dataset_equals_training_from_the_corpora() {
     let header = |w: &[u8]| 10 + u32::from_le_bytes(w[6..10].try_into().unwrap()) as usize;
     assert_eq!(a[header(&a)..], b[header(&b)..]);
     assert_eq!(step_losses(&raw), step_losses(&mapped));
+    // --resume reads the run's dataset again; it never prepares it anew
+    train(&raw, &["--resume", "--set", "train.max_steps=14"]);
+    assert_eq!(
+        std::fs::metadata(&manifest).unwrap().modified().unwrap(),
+        made
+    );
 
     // A dataset of another vocabulary size is refused, naming both values.
     let other = run(rnnsearch()
@@ -257,6 +262,35 @@ fn training_from_a_prepared_dataset_equals_training_from_the_corpora() {
         "{}",
         stderr(&other)
     );
+}
+
+/// A disk that fills while `prepare` writes (a file-size limit stands in for it): the error
+/// names the file, and nothing is left that looks like a dataset.
+#[test]
+fn a_full_disk_leaves_no_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_dates_config(dir.path(), "");
+    let out = dir.path().join("dataset");
+    // `trap '' XFSZ` makes writes past the limit fail with EFBIG instead of killing the process.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 16; exec '{}' prepare --config '{}' --out '{}' --set data.dates.train=20000",
+        env!("CARGO_BIN_EXE_rnnsearch"),
+        cfg.display(),
+        out.display()
+    );
+    let o = run(std::process::Command::new("sh").args(["-c", &script]));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("cannot write"), "{err}");
+    assert!(err.contains(".partial/train."), "the file is named: {err}");
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("dataset"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// A run stopped after 8 steps and resumed gives the same per-step losses as a straight run.

@@ -185,7 +185,7 @@ impl<T: Copy> EpochPlan<T> {
         rng: &mut ChaCha8Rng,
     ) -> Self {
         order.shuffle(rng);
-        order.sort_by_key(|&i| widths(i));
+        let order = sort_by_widths(order, &widths);
         let mut spans = Vec::new();
         let mut start = 0;
         for size in pack(&order, widths, batch_tokens) {
@@ -227,6 +227,41 @@ pub fn source_batches(lengths: &[usize], batch_tokens: usize) -> Vec<Vec<usize>>
         start += size;
     }
     groups
+}
+
+/// `order` stably sorted by `widths` (source, then target): a counting sort over the widths'
+/// few distinct values (two passes, the same result as a stable comparison sort without its
+/// n log n lookups), or that sort when the widths spread too wide for a table of counts.
+fn sort_by_widths<T: Copy>(mut order: Vec<T>, widths: &impl Fn(T) -> (usize, usize)) -> Vec<T> {
+    let (mut max_s, mut max_t) = (0, 0);
+    for &i in &order {
+        let (s, t) = widths(i);
+        max_s = max_s.max(s);
+        max_t = max_t.max(t);
+    }
+    let buckets = (max_s + 1) * (max_t + 1);
+    if order.len() < 1024 || buckets > order.len() {
+        order.sort_by_key(|&i| widths(i));
+        return order;
+    }
+    let key = |i: T| {
+        let (s, t) = widths(i);
+        s * (max_t + 1) + t
+    };
+    let mut starts = vec![0usize; buckets + 1];
+    for &i in &order {
+        starts[key(i) + 1] += 1;
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut sorted = order.clone();
+    for &i in &order {
+        let slot = &mut starts[key(i)];
+        sorted[*slot] = i;
+        *slot += 1;
+    }
+    sorted
 }
 
 /// Greedy packing of `order` into consecutive groups whose cost `count × max(width)` stays
@@ -394,6 +429,22 @@ mod tests {
             assert!(g.len() * widest <= 10 || g.len() == 1);
         }
         assert!(source_batches(&[], 10).is_empty());
+    }
+
+    #[test]
+    fn counting_sort_is_the_stable_sort() {
+        let mut rng = epoch_rng(3, 4);
+        let mut order: Vec<u32> = (0..5000).collect();
+        order.shuffle(&mut rng);
+        let widths = |i: u32| {
+            (
+                1 + (i as usize * 7919) % 31,
+                1 + (i as usize * 104_729) % 17,
+            )
+        };
+        let mut stable = order.clone();
+        stable.sort_by_key(|&i| widths(i));
+        assert_eq!(sort_by_widths(order, &widths), stable);
     }
 
     #[test]

@@ -195,9 +195,15 @@ impl Dataset {
 
     /// The padded batch of pairs `indices`, in that order, read from the map.
     pub fn batch(&self, indices: &[u32]) -> Batch {
-        let rows: Vec<Example> = indices.iter().map(|&i| self.example(i as usize)).collect();
-        for side in [&self.src, &self.tgt] {
-            side.release();
+        // Each row's pages are let go a few rows later: the kernel maps a fault's neighbours
+        // too (fault-around), so a whole batch's would add up.
+        let mut rows = Vec::with_capacity(indices.len());
+        for (n, &i) in indices.iter().enumerate() {
+            rows.push(self.example(i as usize));
+            if n % 8 == 7 || n + 1 == indices.len() {
+                self.src.release();
+                self.tgt.release();
+            }
         }
         let mut batch = Batch::from_examples(&rows, (0..rows.len()).collect());
         batch.indices = indices.iter().map(|&i| i as usize).collect();
