@@ -29,7 +29,7 @@ rss_mib() { awk '/Maximum resident set size/ { printf "%.0f", $NF / 1024 }' "$1"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores;" \
      "AVX-512: $(grep -q avx512f /proc/cpuinfo && echo yes || echo no)"
 printf '%-10s | %-28s | %-22s | %-24s\n' pairs "prepare (s, pairs/s, RSS, disk)" \
-    "train (start-up, RSS)" "Python encode_batch (s)"
+    "train (start-up, RSS)" "Python encode_batch against prepare's encoding pass"
 
 for n in "${sizes[@]}"; do
     dir="$work/$n"
@@ -106,8 +106,13 @@ for path in sys.argv[2:]:
 print(f"{total:.1f}")
 PY
 )
-    printf '%-10s | %6.1f s %9.0f/s %5s MiB %5.0f MiB | %5.2f s %6s MiB | %6s s (prepare %.1f s)\n' \
+    phases=$(python3 -c 'import json, sys
+m = json.load(open(sys.argv[1]))
+print("%.1f %.1f" % (m["vocab_seconds"], m["encode_seconds"]))' "$dir/data/manifest.json")
+    read -r vocab_s encode_s <<<"$phases"
+    printf '%-10s | %6.1f s %9.0f/s %5s MiB %5.0f MiB | %5.2f s %6s MiB | %6s s against %s s\n' \
         "$n" "$prep_s" "$(echo "$n / $prep_s" | bc -l)" "$prep_rss" \
-        "$(echo "$disk / 1048576" | bc -l)" "$startup" "$train_rss" "$py_s" "$prep_s"
+        "$(echo "$disk / 1048576" | bc -l)" "$startup" "$train_rss" "$py_s" "$encode_s"
+    echo "           prepare's phases: vocabulary $vocab_s s (sampling pass and BPE), encoding $encode_s s (read, encode, write)"
     rm -rf "$dir/train.en" "$dir/train.de"
 done

@@ -80,8 +80,11 @@ pub struct Manifest {
     pub src: SideStats,
     pub tgt: SideStats,
     pub valid_unk: usize,
-    /// Wall time of the preparation, seconds.
+    /// Wall time of the preparation, seconds: in all, of the vocabularies (the sampling pass
+    /// and the BPE training), and of the encoding pass (reading, encoding, writing).
     pub seconds: f64,
+    pub vocab_seconds: f64,
+    pub encode_seconds: f64,
 }
 
 impl Manifest {

@@ -355,6 +355,7 @@ fn write_into(
         }
     };
 
+    let vocab_started = Instant::now();
     let loaded = match options.vocab_dir {
         Some(run_dir) => Vocabs::load(cfg, run_dir)?,
         None => None,
@@ -387,6 +388,8 @@ fn write_into(
         vocab_files.push(name.to_string_lossy().into_owned());
     }
 
+    let vocab_seconds = vocab_started.elapsed().as_secs_f64();
+    let encode_started = Instant::now();
     let id_bytes = if vocabs.src.len().max(vocabs.tgt.len()) <= 1 << 16 {
         2
     } else {
@@ -442,6 +445,7 @@ fn write_into(
         .map_err(|e| Error::io(&lengths_path, "cannot write", e.into_error()))?
         .sync_all()
         .map_err(|e| Error::io(&lengths_path, "cannot write", e))?;
+    let encode_seconds = encode_started.elapsed().as_secs_f64();
     if kept == 0 {
         return Err(Error::Config(format!(
             "no training pairs left after filtering ({} read: {} empty, {} over max_len = {}, \
@@ -486,6 +490,8 @@ fn write_into(
         tgt: tgt_stats,
         valid_unk,
         seconds: started.elapsed().as_secs_f64(),
+        vocab_seconds,
+        encode_seconds,
     };
     let path = dir.join(MANIFEST_FILE);
     let text = serde_json::to_string_pretty(&manifest).expect("serialisable");
