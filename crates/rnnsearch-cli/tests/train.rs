@@ -179,6 +179,17 @@ fn translates_line_by_line(run_dir: &Path, expected: &str) {
     assert!(child.wait().unwrap().success());
 }
 
+/// Trains `cfg` on one thread into `out` with `extra` flags; the run must succeed.
+fn train_ok(cfg: &Path, out: &Path, extra: &[&str]) {
+    let o = run(rnnsearch()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .args(extra));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// Training on a dataset made by `prepare` equals training on the corpora (which the run
 /// prepares into its own directory), bit for bit; the dataset serves a second run too.
 #[test]
@@ -210,15 +221,7 @@ fn training_from_a_prepared_dataset_equals_training_from_the_corpora() {
     );
     assert!(prepare(&["--force"]).status.success());
 
-    let train = |out: &Path, extra: &[&str]| {
-        let o = run(rnnsearch()
-            .args(["train", "--threads", "1", "--config"])
-            .arg(&cfg)
-            .arg("--out")
-            .arg(out)
-            .args(extra));
-        assert!(o.status.success(), "{}", stderr(&o));
-    };
+    let train = |out: &Path, extra: &[&str]| train_ok(&cfg, out, extra);
     let raw = dir.path().join("raw");
     let mapped = dir.path().join("mapped");
     train(&raw, &[]);
@@ -300,15 +303,7 @@ fn resumed_run_matches_a_straight_run() {
     let cfg = tiny_dates_config(dir.path(), "valid_every = 8\nepochs = 2");
     let straight = dir.path().join("straight");
     let split = dir.path().join("split");
-    let train = |out: &Path, extra: &[&str]| {
-        let o = run(rnnsearch()
-            .args(["train", "--threads", "1", "--config"])
-            .arg(&cfg)
-            .arg("--out")
-            .arg(out)
-            .args(extra));
-        assert!(o.status.success());
-    };
+    let train = |out: &Path, extra: &[&str]| train_ok(&cfg, out, extra);
     train(&straight, &["--set", "train.max_steps=20"]);
     train(&split, &["--set", "train.max_steps=8"]);
     train(&split, &["--resume", "--set", "train.max_steps=20"]);
