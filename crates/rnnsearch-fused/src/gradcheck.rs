@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::{Dims, GruWeights, Weights};
+use crate::{Dims, Grads, GruWeights, Weights};
 
 /// Values drawn uniformly from [−scale, scale).
 pub fn uniform(len: usize, scale: f32, seed: u64) -> Vec<f32> {
@@ -60,34 +60,31 @@ pub struct OwnedWeights {
 impl OwnedWeights {
     /// Weights of `dims` from [−0.5, 0.5).
     pub fn random(dims: Dims, seed: u64) -> Self {
-        let (e, n, m, a, l) = (
-            dims.embedding,
-            dims.hidden,
-            dims.decoder_hidden,
-            dims.attention,
-            dims.output,
-        );
-        let mut sizes = vec![
-            dims.src_vocab * e,
-            n * m,
-            m,
-            2 * n * a,
-            m * a,
-            a,
-            dims.tgt_vocab * e,
-            (e + 2 * n) * 3 * m,
-            3 * m,
-            m * 3 * m,
-            3 * m,
-            (m + 2 * n + e) * 2 * l,
-            2 * l,
-            l * dims.tgt_vocab,
-            dims.tgt_vocab,
-        ];
-        for layer in 0..dims.layers {
-            let d_in = if layer == 0 { e } else { 2 * n };
-            for _ in 0..2 {
-                sizes.extend([d_in * 3 * n, 3 * n, n * 3 * n, 3 * n]);
+        // The sizes are those of the gradients, which have the weights' layout.
+        let z = Grads::zeros(&dims);
+        let mut sizes: Vec<usize> = [
+            &z.src_embedding,
+            &z.bridge_w,
+            &z.bridge_b,
+            &z.key,
+            &z.query,
+            &z.energy,
+            &z.tgt_embedding,
+            &z.decoder.w,
+            &z.decoder.b,
+            &z.decoder.u,
+            &z.decoder.c,
+            &z.deep_w,
+            &z.deep_b,
+            &z.out_w,
+            &z.out_b,
+        ]
+        .iter()
+        .map(|v| v.len())
+        .collect();
+        for directions in &z.encoder {
+            for gru in directions {
+                sizes.extend([gru.w.len(), gru.b.len(), gru.u.len(), gru.c.len()]);
             }
         }
         let values = sizes

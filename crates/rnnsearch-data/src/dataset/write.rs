@@ -139,17 +139,14 @@ impl SideWriter {
     }
 
     fn push(&mut self, ids: &[u32]) -> Result<(), Error> {
-        let mut bytes = Vec::with_capacity(ids.len() * self.id_bytes);
-        for &id in ids {
-            match self.id_bytes {
-                2 => bytes.extend_from_slice(&(id as u16).to_le_bytes()),
-                _ => bytes.extend_from_slice(&id.to_le_bytes()),
-            }
-        }
         let path = &self.paths.0;
-        self.ids
-            .write_all(&bytes)
-            .map_err(|e| Error::io(path, "cannot write", e))?;
+        for &id in ids {
+            let written = match self.id_bytes {
+                2 => self.ids.write_all(&(id as u16).to_le_bytes()),
+                _ => self.ids.write_all(&id.to_le_bytes()),
+            };
+            written.map_err(|e| Error::io(path, "cannot write", e))?;
+        }
         self.written += ids.len() as u64;
         self.count += 1;
         self.max_len = self.max_len.max(ids.len());

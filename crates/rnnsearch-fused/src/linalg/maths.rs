@@ -40,8 +40,7 @@ pub fn sum(x: &[f32]) -> f32 {
 /// exponentials) without a buffer for them.
 ///
 /// Always inlined, like the other reductions here, so that it takes the SIMD tier of its caller:
-/// called out of line from `max_and_sum_exp`'s AVX-512 body, it ran 4 wide and took a tenth of
-/// a greedy decoding step.
+/// called out of line from `max_and_sum_exp`'s AVX-512 body, it ran only 4 wide.
 #[inline(always)]
 pub fn sum_exp(x: &[f32], shift: f32) -> f32 {
     sum_of(x, |v| exp(v - shift))
@@ -95,8 +94,8 @@ pub fn add_column_sums(x: &[f32], out: &mut [f32]) {
 
 /// e^x to within 2 ulp for x ≥ −87 (below that, the smallest normal float rather than 0).
 ///
-/// Branch-free, so loops over it vectorise, unlike calls to `expf`, which took a seventh of
-/// a decoding step and most of the loss: e^x = 2^k e^r with k = round(x / ln 2) and
+/// Branch-free, so loops over it vectorise, unlike calls to `expf` (docs/benchmarks.md,
+/// "Moved from code comments"): e^x = 2^k e^r with k = round(x / ln 2) and
 /// r = x − k ln 2 in [−ln 2 / 2, ln 2 / 2] (ln 2 in two parts, so r stays exact), e^r from its
 /// Taylor series to r⁷ (error below 6·10⁻⁹ there), and 2^k built from its exponent bits.
 #[inline]

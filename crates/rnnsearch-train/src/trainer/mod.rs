@@ -237,12 +237,7 @@ impl<'a> Trainer<'a> {
             config: self.config,
             run_dir: &self.options.run_dir,
             checkpoints: &self.checkpoints,
-            evaluator: Evaluator {
-                data: &self.data,
-                train: &self.config.train,
-                device: self.options.device.clone(),
-                fused: self.fused,
-            },
+            evaluator: evaluator(&self.data, self.config, self.options, self.fused),
         };
         report.write(&self.state, &mut self.log)?;
         Ok(Outcome::Finished)
@@ -404,11 +399,22 @@ impl<'a> Trainer<'a> {
 
     /// Translates and scores with the weights as they are, without autodiff.
     fn evaluator(&self) -> Evaluator<'_> {
-        Evaluator {
-            data: &self.data,
-            train: &self.config.train,
-            device: self.options.device.clone(),
-            fused: self.fused,
-        }
+        evaluator(&self.data, self.config, self.options, self.fused)
+    }
+}
+
+/// The run's [`Evaluator`], on the device without autodiff (from the fields, so that the
+/// trainer's log stays free to borrow beside it).
+fn evaluator<'b>(
+    data: &'b Prepared,
+    config: &'b RunConfig,
+    options: &RunOptions,
+    fused: bool,
+) -> Evaluator<'b> {
+    Evaluator {
+        data,
+        train: &config.train,
+        device: options.device.clone(),
+        fused,
     }
 }

@@ -3,7 +3,7 @@
 //! test BLEU, chrF and exact match greedy and at `test_beam`, sample translations, and
 //! `test.json`, which names the chosen model for `translate` and `evaluate --model`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rnnsearch_model::Seq2Seq;
 use serde_json::json;
@@ -139,8 +139,14 @@ impl TestReport<'_> {
             name: "best".into(),
             models: vec![best],
         }];
-        candidates.extend(self.averaged(log)?);
-        candidates.extend(self.ensemble(log)?);
+        let train = &self.config.train;
+        let steps = if train.average_last >= 2 || train.ensemble_last >= 2 {
+            checkpoint::step_checkpoints(self.checkpoints)?
+        } else {
+            Vec::new()
+        };
+        candidates.extend(self.averaged(&steps, log)?);
+        candidates.extend(self.ensemble(&steps, log)?);
         if candidates.len() == 1 {
             let only = candidates.pop().expect("best");
             return Ok((only.name, only.models));
@@ -174,12 +180,11 @@ impl TestReport<'_> {
 
     /// The mean of the last `train.average_last` kept checkpoints, saved as
     /// `checkpoints/averaged`.
-    fn averaged(&self, log: &mut Log) -> Result<Option<Candidate>> {
+    fn averaged(&self, steps: &[(u64, PathBuf)], log: &mut Log) -> Result<Option<Candidate>> {
         let wanted = self.config.train.average_last;
         if wanted < 2 {
             return Ok(None);
         }
-        let steps = checkpoint::step_checkpoints(self.checkpoints)?;
         let kept = steps.len();
         let last = last_kept(wanted, kept).expect("asked for");
         if last < 2 {
@@ -210,12 +215,11 @@ impl TestReport<'_> {
     }
 
     /// An ensemble of the last `train.ensemble_last` kept checkpoints.
-    fn ensemble(&self, log: &mut Log) -> Result<Option<Candidate>> {
+    fn ensemble(&self, steps: &[(u64, PathBuf)], log: &mut Log) -> Result<Option<Candidate>> {
         let wanted = self.config.train.ensemble_last;
         if wanted < 2 {
             return Ok(None);
         }
-        let steps = checkpoint::step_checkpoints(self.checkpoints)?;
         let last = &steps[steps.len() - last_kept(wanted, steps.len()).expect("asked for")..];
         if last.len() < 2 {
             log.line(
