@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use burn::tensor::Device;
 use clap::ValueEnum;
-use rnnsearch_train::Engine;
+use rnnsearch_train::EngineChoice;
 
 /// The tensor backends rnnsearch can be built with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -27,12 +27,12 @@ pub enum EngineArg {
     Fused,
 }
 
-impl From<EngineArg> for Engine {
+impl From<EngineArg> for EngineChoice {
     fn from(e: EngineArg) -> Self {
         match e {
-            EngineArg::Auto => Engine::Auto,
-            EngineArg::Burn => Engine::Burn,
-            EngineArg::Fused => Engine::Fused,
+            EngineArg::Auto => EngineChoice::Auto,
+            EngineArg::Burn => EngineChoice::Burn,
+            EngineArg::Fused => EngineChoice::Fused,
         }
     }
 }
@@ -54,9 +54,9 @@ pub struct BackendArgs {
 impl BackendArgs {
     /// `engine` resolved against the backend: `auto` means burn's autodiff on a GPU, where the
     /// fused step (which runs on the host CPU) would leave the device idle.
-    pub fn engine(&self, engine: impl Into<Engine>) -> Engine {
+    pub fn engine(&self, engine: impl Into<EngineChoice>) -> EngineChoice {
         match (engine.into(), self.backend) {
-            (Engine::Auto, Some(Backend::Wgpu)) => Engine::Burn,
+            (EngineChoice::Auto, Some(Backend::Wgpu)) => EngineChoice::Burn,
             (e, _) => e,
         }
     }

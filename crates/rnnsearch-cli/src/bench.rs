@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use clap::ValueEnum;
 use rnnsearch_data::{Batch, Vocab};
 use rnnsearch_model::{ModelConfig, SearchConfig};
-use rnnsearch_train::{adam, optimize_step, use_fused, Searcher, StepSetup, TrainConfig};
+use rnnsearch_train::{Engine, Learner, Searcher, TrainConfig};
 
 use crate::backend::{BackendArgs, EngineArg};
 
@@ -128,13 +128,14 @@ fn bench_training(
 ) -> Result<ExitCode> {
     let device = device.autodiff();
     device.seed(1);
-    let mut model = config.init(args.vocab, args.vocab, &device);
+    let model = config.init(args.vocab, args.vocab, &device);
+    let (dims, parameters) = (rnnsearch_train::fused::dims_of(&model), model.num_params());
     let train = TrainConfig {
         engine: args.backend.engine(args.engine),
         ..TrainConfig::default()
     };
-    let fused = use_fused(train.engine, config)?;
-    let mut optimizer = adam(&train);
+    let engine = Engine::choose(train.engine, config)?;
+    let mut learner = Learner::new(engine, model, &train);
     let data = Batch {
         indices: (0..batch).collect(),
         src: random_ids(batch * args.src_len, args.vocab, seed),
@@ -147,12 +148,7 @@ fn bench_training(
     let mut step_number = 0;
     let mut step = || {
         step_number += 1;
-        let setup = StepSetup {
-            device: &device,
-            fused,
-            dropout_seed: step_number,
-        };
-        optimize_step(&mut model, &mut optimizer, &data, &setup, &train, 1e-3)
+        learner.step(&data, &train, 1e-3, step_number)
     };
     for _ in 0..args.warmup {
         step();
@@ -162,7 +158,6 @@ fn bench_training(
         step();
     }
     let secs = started.elapsed().as_secs_f64();
-    let dims = rnnsearch_train::fused::dims_of(&model);
     let flops = dims.step_flops(batch, args.src_len, args.tgt_len);
     println!(
         "bench: {:.0} tgt tok/s  ({} steps, B={batch} src_len={} tgt_len={}, {:.1} ms/step, {} parameters, {} gradients, {:.0} GFLOP/s in products at {:.1} MFLOP per target token)",
@@ -171,8 +166,11 @@ fn bench_training(
         args.src_len,
         args.tgt_len,
         1000.0 * secs / args.steps.max(1) as f64,
-        model.num_params(),
-        if fused { "fused" } else { "burn autodiff" },
+        parameters,
+        match engine {
+            Engine::Fused => "fused",
+            Engine::Burn => "burn autodiff",
+        },
         flops * args.steps as f64 / secs / 1e9,
         flops / tokens as f64 / 1e6,
     );
@@ -189,8 +187,8 @@ fn bench_decoding(
 ) -> Result<ExitCode> {
     device.seed(1);
     let model = config.init(args.vocab, args.vocab, &device);
-    let fused = use_fused(args.backend.engine(args.engine), config)?;
-    let searcher = Searcher::new(vec![&model], device, fused);
+    let engine = Engine::choose(args.backend.engine(args.engine), config)?;
+    let searcher = Searcher::new(vec![&model], device, engine);
     let ids = random_ids(batch * args.src_len, args.vocab, seed);
     let lengths = vec![args.src_len; batch];
     let search_config = SearchConfig {
@@ -223,7 +221,10 @@ fn bench_decoding(
         args.src_len,
         produced as f64 / sentences.max(1) as f64,
         1000.0 * secs / args.steps.max(1) as f64,
-        if fused { "fused" } else { "burn" }
+        match engine {
+            Engine::Fused => "fused",
+            Engine::Burn => "burn",
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use rnnsearch_data::{group_words, Vocab};
 use rnnsearch_model::{Hypothesis, SearchConfig};
-use rnnsearch_train::{rundir, use_fused};
+use rnnsearch_train::{rundir, Engine};
 use rnnsearch_train::{Translation, Translator};
 
 use crate::backend::{BackendArgs, EngineArg};
@@ -162,7 +162,7 @@ pub struct Loaded {
     pub run: rundir::LoadedRun,
     others: Vec<rnnsearch_model::Seq2Seq>,
     device: burn::tensor::Device,
-    fused: bool,
+    engine: Engine,
     /// The search settings.
     pub search: SearchConfig,
     /// Source tokens per batch.
@@ -192,12 +192,12 @@ impl Loaded {
             bos: Vocab::BOS,
             eos: Vocab::EOS,
         };
-        let fused = use_fused(decode.backend.engine(decode.engine), &run.config.model)?;
+        let engine = Engine::choose(decode.backend.engine(decode.engine), &run.config.model)?;
         Ok(Loaded {
             run,
             others,
             device,
-            fused,
+            engine,
             search,
             batch_tokens: decode.batch_tokens,
         })
@@ -213,7 +213,7 @@ impl Loaded {
             &self.run.src_vocab,
             &self.run.tgt_vocab,
             self.device.clone(),
-            self.fused,
+            self.engine,
         )
     }
 

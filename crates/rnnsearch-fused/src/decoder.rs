@@ -215,7 +215,7 @@ pub struct DecoderOutputGrads<'a> {
 pub struct DecoderWeightGrads<'a> {
     pub d_annotations: &'a mut [f32],
     pub d_keys: &'a mut [f32],
-    pub gru: &'a mut GruGrads,
+    pub gru: GruGrads<'a>,
     pub query: &'a mut [f32],
     pub energy: &'a mut [f32],
 }
@@ -405,7 +405,8 @@ mod tests {
         let cache = forward(&weights, &dims, &memory, &initial, &input_terms);
         let mut d_annotations = vec![0.0; annotations.len()];
         let mut d_keys = vec![0.0; keys.len()];
-        let mut gru = GruGrads::zeros(e + h2, m);
+        let mut gru_flat = vec![0.0; GruGrads::len(e + h2, m)];
+        let mut gru = GruGrads::split(&mut gru_flat, e + h2, m);
         let (mut d_query, mut d_energy) = (vec![0.0; m * a], vec![0.0; a]);
         let d_out = DecoderOutputGrads {
             d_states: &r_states,
@@ -414,7 +415,7 @@ mod tests {
         let grads = DecoderWeightGrads {
             d_annotations: &mut d_annotations,
             d_keys: &mut d_keys,
-            gru: &mut gru,
+            gru: gru.reborrow(),
             query: &mut d_query,
             energy: &mut d_energy,
         };
@@ -449,19 +450,19 @@ mod tests {
             run(&w, &h0, k, &s0, &x0)
         });
         drop(w);
-        // (weight index in OwnedWeights, the part checked, the gradient of that part)
+        // (the weight's name in the layout, the part checked, the gradient of that part)
         let context_rows = e * 3 * m..(e + h2) * 3 * m;
         let weight_checks = [
-            ("decoder U", 9, 0..m * 3 * m, gru.u.clone()),
-            ("decoder c", 10, 0..3 * m, gru.c.clone()),
+            ("decoder U", "decoder.u", 0..m * 3 * m, gru.u.to_vec()),
+            ("decoder c", "decoder.c", 0..3 * m, gru.c.to_vec()),
             (
                 "decoder W (context rows)",
-                7,
+                "decoder.w",
                 context_rows.clone(),
                 gru.w[context_rows].to_vec(),
             ),
-            ("W_a", 4, 0..m * a, d_query),
-            ("v_a", 5, 0..a, d_energy),
+            ("W_a", "query", 0..m * a, d_query),
+            ("v_a", "energy", 0..a, d_energy),
         ];
         for (name, index, range, analytic) in weight_checks {
             let mut part = owned.values_mut(index)[range.clone()].to_vec();

@@ -147,10 +147,10 @@ pub fn layer_backward(
             3 * n,
             states_before,
             &du,
-            &mut g.u,
+            g.u,
             true,
         );
-        add_column_sums(&du, &mut g.c);
+        add_column_sums(&du, g.c);
         matmul(
             Layout::TN,
             d_in,
@@ -158,10 +158,10 @@ pub fn layer_backward(
             3 * n,
             &cache.input,
             &d_projected,
-            &mut g.w,
+            g.w,
             true,
         );
-        add_column_sums(&d_projected, &mut g.b);
+        add_column_sums(&d_projected, g.b);
         matmul(
             Layout::NT,
             rows,
@@ -218,7 +218,13 @@ mod tests {
             )
         };
         let (_, cache) = run(&values, &input);
-        let mut grads = [GruGrads::zeros(d_in, n), GruGrads::zeros(d_in, n)];
+        let size = GruGrads::len(d_in, n);
+        let mut flat = vec![0.0; 2 * size];
+        let (forward, backward) = flat.split_at_mut(size);
+        let mut grads = [
+            GruGrads::split(forward, d_in, n),
+            GruGrads::split(backward, d_in, n),
+        ];
         let gru = |i: usize| GruWeights {
             w: &values[i],
             b: &values[i + 1],
@@ -241,7 +247,7 @@ mod tests {
         });
         for (i, name) in ["w", "b", "u", "c"].iter().enumerate() {
             for (direction, g) in grads.iter().enumerate() {
-                let analytic = [&g.w, &g.b, &g.u, &g.c][i].clone();
+                let analytic = [&g.w, &g.b, &g.u, &g.c][i].to_vec();
                 let index = direction * 4 + i;
                 let mut perturbed = values.clone();
                 let mut own = perturbed[index].clone();

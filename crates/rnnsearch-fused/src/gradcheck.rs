@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::{Dims, Grads, GruWeights, Weights};
+use crate::{Dims, Layout, Weights};
 
 /// Values drawn uniformly from [−scale, scale).
 pub fn uniform(len: usize, scale: f32, seed: u64) -> Vec<f32> {
@@ -52,89 +52,28 @@ pub fn check(
     assert!(checked > 0, "{name}: nothing checked");
 }
 
-/// Every weight of a model, owned, drawn at random.
+/// Every weight of a model, owned in one buffer of its [`Layout`], drawn at random.
 pub struct OwnedWeights {
-    values: Vec<Vec<f32>>,
+    layout: Layout,
+    values: Vec<f32>,
 }
 
 impl OwnedWeights {
-    /// Weights of `dims` from [−0.5, 0.5).
+    /// Weights of `dims` from [−0.5, 0.5), untied.
     pub fn random(dims: Dims, seed: u64) -> Self {
-        // The sizes are those of the gradients, which have the weights' layout.
-        let z = Grads::zeros(&dims);
-        let mut sizes: Vec<usize> = [
-            &z.src_embedding,
-            &z.bridge_w,
-            &z.bridge_b,
-            &z.key,
-            &z.query,
-            &z.energy,
-            &z.tgt_embedding,
-            &z.decoder.w,
-            &z.decoder.b,
-            &z.decoder.u,
-            &z.decoder.c,
-            &z.deep_w,
-            &z.deep_b,
-            &z.out_w,
-            &z.out_b,
-        ]
-        .iter()
-        .map(|v| v.len())
-        .collect();
-        for directions in &z.encoder {
-            for gru in directions {
-                sizes.extend([gru.w.len(), gru.b.len(), gru.u.len(), gru.c.len()]);
-            }
-        }
-        let values = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &len)| uniform(len, 0.5, seed * 100 + i as u64))
-            .collect();
-        Self { values }
+        let layout = Layout::new(dims, false);
+        let values = uniform(layout.len(), 0.5, seed);
+        Self { layout, values }
     }
 
     /// The weights, borrowed.
     pub fn weights(&self) -> Weights<'_> {
-        let v = &self.values;
-        let encoder = v[15..]
-            .chunks_exact(8)
-            .map(|g| {
-                let gru = |i: usize| GruWeights {
-                    w: &g[i],
-                    b: &g[i + 1],
-                    u: &g[i + 2],
-                    c: &g[i + 3],
-                };
-                [gru(0), gru(4)]
-            })
-            .collect();
-        Weights {
-            src_embedding: &v[0],
-            encoder,
-            bridge_w: &v[1],
-            bridge_b: &v[2],
-            key: &v[3],
-            query: &v[4],
-            energy: &v[5],
-            tgt_embedding: &v[6],
-            decoder: GruWeights {
-                w: &v[7],
-                b: &v[8],
-                u: &v[9],
-                c: &v[10],
-            },
-            deep_w: &v[11],
-            deep_b: &v[12],
-            out_w: &v[13],
-            out_b: &v[14],
-        }
+        self.layout.weights(&self.values)
     }
 
-    /// The values of weight `index` in the order of [`Self::random`]'s sizes, to perturb.
-    pub fn values_mut(&mut self, index: usize) -> &mut Vec<f32> {
-        &mut self.values[index]
+    /// The values of the weight named `name` in the layout, to perturb.
+    pub fn values_mut(&mut self, name: &str) -> &mut [f32] {
+        &mut self.values[self.layout.slot(name)]
     }
 }
 

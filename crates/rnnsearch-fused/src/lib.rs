@@ -15,12 +15,14 @@
 //! checks it against burn's autodiff in its tests. Weights are row-major `[inputs, outputs]`,
 //! as in the burn modules (y = x W + b).
 
+pub mod adam;
 pub mod attention;
 pub mod decoder;
 pub mod encoder;
 pub mod gru;
 pub mod inference;
 pub mod linalg;
+pub mod memory;
 pub mod output;
 pub mod packed;
 pub mod parallel;
@@ -29,9 +31,11 @@ pub mod step;
 #[cfg(test)]
 mod gradcheck;
 
+pub use adam::{Adam, Moments};
 pub use inference::Decoding;
+pub use memory::Layout;
 pub use packed::{PackedColumns, PackedDecoder};
-pub use parallel::{on_own_threads, train_step_in_parts};
+pub use parallel::{on_own_threads, train_step_in_parts, GradBuffers};
 pub use step::{train_step, Batch, StepOptions, StepResult};
 
 /// Sizes of the model.
@@ -62,23 +66,39 @@ pub struct GruWeights<'a> {
     pub c: &'a [f32],
 }
 
-/// Gradients of a [`GruWeights`].
-#[derive(Clone, Debug, Default)]
-pub struct GruGrads {
-    pub w: Vec<f32>,
-    pub b: Vec<f32>,
-    pub u: Vec<f32>,
-    pub c: Vec<f32>,
+/// Gradients of a [`GruWeights`], written into a buffer they borrow.
+#[derive(Debug)]
+pub struct GruGrads<'a> {
+    pub w: &'a mut [f32],
+    pub b: &'a mut [f32],
+    pub u: &'a mut [f32],
+    pub c: &'a mut [f32],
 }
 
-impl GruGrads {
-    fn zeros(d_in: usize, d: usize) -> Self {
-        Self {
-            w: vec![0.0; d_in * 3 * d],
-            b: vec![0.0; 3 * d],
-            u: vec![0.0; d * 3 * d],
-            c: vec![0.0; 3 * d],
+impl<'a> GruGrads<'a> {
+    /// The gradients of a GRU of `d_in` inputs and `d` units in `flat`, which holds exactly
+    /// that many values (W, b, U, c in turn).
+    pub fn split(flat: &'a mut [f32], d_in: usize, d: usize) -> Self {
+        let (w, rest) = flat.split_at_mut(d_in * 3 * d);
+        let (b, rest) = rest.split_at_mut(3 * d);
+        let (u, c) = rest.split_at_mut(d * 3 * d);
+        assert_eq!(c.len(), 3 * d, "a buffer of one GRU's size");
+        Self { w, b, u, c }
+    }
+
+    /// The same gradients, borrowed again for a shorter while.
+    pub fn reborrow(&mut self) -> GruGrads<'_> {
+        GruGrads {
+            w: &mut *self.w,
+            b: &mut *self.b,
+            u: &mut *self.u,
+            c: &mut *self.c,
         }
+    }
+
+    /// Values in the gradients of such a GRU.
+    pub fn len(d_in: usize, d: usize) -> usize {
+        (d_in + d + 2) * 3 * d
     }
 }
 
@@ -122,22 +142,23 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// Gradients of every weight, in the layout of [`Weights`].
-#[derive(Clone, Debug, Default)]
-pub struct Grads {
-    pub src_embedding: Vec<f32>,
-    pub encoder: Vec<[GruGrads; 2]>,
-    pub bridge_w: Vec<f32>,
-    pub bridge_b: Vec<f32>,
-    pub key: Vec<f32>,
-    pub query: Vec<f32>,
-    pub energy: Vec<f32>,
-    pub tgt_embedding: Vec<f32>,
-    pub decoder: GruGrads,
-    pub deep_w: Vec<f32>,
-    pub deep_b: Vec<f32>,
-    pub out_w: Vec<f32>,
-    pub out_b: Vec<f32>,
+/// Gradients of every weight, in the layout of [`Weights`], written into a flat buffer they
+/// borrow ([`memory::Layout::grads`]).
+#[derive(Debug)]
+pub struct Grads<'a> {
+    pub src_embedding: &'a mut [f32],
+    pub encoder: Vec<[GruGrads<'a>; 2]>,
+    pub bridge_w: &'a mut [f32],
+    pub bridge_b: &'a mut [f32],
+    pub key: &'a mut [f32],
+    pub query: &'a mut [f32],
+    pub energy: &'a mut [f32],
+    pub tgt_embedding: &'a mut [f32],
+    pub decoder: GruGrads<'a>,
+    pub deep_w: &'a mut [f32],
+    pub deep_b: &'a mut [f32],
+    pub out_w: &'a mut [f32],
+    pub out_b: &'a mut [f32],
 }
 
 impl Dims {

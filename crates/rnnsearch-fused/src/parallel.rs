@@ -14,8 +14,9 @@ use std::sync::Mutex;
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
+use crate::adam::{add_into, zero};
 use crate::step::{train_step, Batch, StepOptions, StepResult};
-use crate::{Dims, Grads, GruGrads, Weights};
+use crate::{Layout, Weights};
 
 /// Sentences a part needs at the least; smaller batches are not cut.
 pub const MIN_PART_SENTENCES: usize = 8;
@@ -129,42 +130,83 @@ impl PartBatch {
     }
 }
 
+/// Gradient buffers of one [`Layout`]: the batch's sum, and one more for each part past the
+/// first, kept from step to step.
+#[derive(Debug, Default)]
+pub struct GradBuffers {
+    /// The batch's gradients once a step is done.
+    pub sum: Vec<f32>,
+    parts: Vec<Vec<f32>>,
+}
+
+impl GradBuffers {
+    pub fn new(layout: &Layout) -> Self {
+        Self {
+            sum: vec![0.0; layout.len()],
+            parts: Vec::new(),
+        }
+    }
+}
+
 /// [`train_step`] with the batch cut into `parts` parts of whole sentences (fewer when the
-/// batch is small), one per thread, and their losses and gradients summed.
+/// batch is small), one per thread; their losses summed and their gradients summed into
+/// `grads.sum` (zeroed first).
 ///
 /// The loss of every part is divided by the whole batch's `options.tokens`, so the sum is the
 /// batch's loss and gradient. Part p > 0 draws its dropout masks from a seed of its own, so a
 /// run's masks depend on its thread count (a run resumed with the same threads resumes exactly).
 pub fn train_step_in_parts(
+    layout: &Layout,
     weights: &Weights,
-    dims: &Dims,
     batch: &Batch,
     options: &StepOptions,
     parts: usize,
+    grads: &mut GradBuffers,
 ) -> StepResult {
+    let dims = &layout.dims;
     let sentences = batch.source_lengths.len();
     let parts = parts_for(sentences, parts, MIN_PART_SENTENCES);
     if parts == 1 {
-        return train_step(weights, dims, batch, options);
+        zero(&mut grads.sum);
+        return train_step(
+            weights,
+            dims,
+            batch,
+            options,
+            &mut layout.grads(&mut grads.sum),
+        );
     }
+    grads
+        .parts
+        .resize_with(parts - 1, || vec![0.0; layout.len()]);
     let ranges = part_ranges(sentences, parts);
-    let mut results = on_own_threads(parts, |p| {
+    let buffers: Vec<Mutex<&mut Vec<f32>>> = std::iter::once(&mut grads.sum)
+        .chain(grads.parts.iter_mut())
+        .map(Mutex::new)
+        .collect();
+    let results = on_own_threads(parts, |p| {
         let part = PartBatch::of(batch, ranges[p].clone());
         let options = StepOptions {
             seed: part_seed(options.seed, p),
             ..*options
         };
-        train_step(weights, dims, &part.batch(), &options)
+        let mut buffer = buffers[p].lock().expect("each part locks its own buffer");
+        zero(buffer.as_mut_slice());
+        train_step(
+            weights,
+            dims,
+            &part.batch(),
+            &options,
+            &mut layout.grads(buffer.as_mut_slice()),
+        )
     });
-    let mut total = results.remove(0);
-    for result in &results {
-        total.loss += result.loss;
-        total.nll_sum += result.nll_sum;
+    drop(buffers);
+    let others: Vec<&[f32]> = grads.parts.iter().map(|g| g.as_slice()).collect();
+    add_into(&mut grads.sum, &others);
+    StepResult {
+        loss: results.iter().map(|r| r.loss).sum(),
+        nll_sum: results.iter().map(|r| r.nll_sum).sum(),
     }
-    total
-        .grads
-        .add(results.into_iter().map(|r| r.grads).collect());
-    total
 }
 
 /// The dropout seed of part `p`: the step's own seed for the first.
@@ -173,55 +215,6 @@ fn part_seed(seed: u64, p: usize) -> u64 {
         seed
     } else {
         seed ^ (p as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-}
-
-impl GruGrads {
-    fn buffers_mut(&mut self) -> [&mut Vec<f32>; 4] {
-        [&mut self.w, &mut self.b, &mut self.u, &mut self.c]
-    }
-}
-
-impl Grads {
-    /// Every gradient buffer, in a fixed order.
-    fn buffers_mut(&mut self) -> Vec<&mut Vec<f32>> {
-        let mut buffers = vec![
-            &mut self.src_embedding,
-            &mut self.bridge_w,
-            &mut self.bridge_b,
-            &mut self.key,
-            &mut self.query,
-            &mut self.energy,
-            &mut self.tgt_embedding,
-            &mut self.deep_w,
-            &mut self.deep_b,
-            &mut self.out_w,
-            &mut self.out_b,
-        ];
-        buffers.extend(self.decoder.buffers_mut());
-        for layer in &mut self.encoder {
-            for direction in layer {
-                buffers.extend(direction.buffers_mut());
-            }
-        }
-        buffers
-    }
-
-    /// Adds `others` (gradients of the same model) to these, buffer by buffer in parallel.
-    fn add(&mut self, mut others: Vec<Grads>) {
-        use rayon::prelude::*;
-        let theirs: Vec<Vec<&mut Vec<f32>>> = others.iter_mut().map(|g| g.buffers_mut()).collect();
-        let mut pairs: Vec<(&mut Vec<f32>, Vec<&Vec<f32>>)> = self
-            .buffers_mut()
-            .into_iter()
-            .enumerate()
-            .map(|(i, mine)| (mine, theirs.iter().map(|t| &*t[i]).collect()))
-            .collect();
-        pairs.par_iter_mut().for_each(|(mine, theirs)| {
-            for other in theirs.iter() {
-                mine.iter_mut().zip(other.iter()).for_each(|(a, b)| *a += b);
-            }
-        });
     }
 }
 

@@ -15,7 +15,7 @@ use crate::encoder::{layer_backward, layer_forward, LayerCache};
 use crate::linalg::{add_bias, add_column_sums, matmul, tanh, Layout};
 use crate::output::{self, LossSums, OutputGrads};
 use crate::packed::{affine, PackedColumns};
-use crate::{Dims, Grads, GruGrads, Weights};
+use crate::{Dims, Grads, Weights};
 
 /// A padded batch of token ids, rows padded at the end.
 #[derive(Clone, Copy, Debug)]
@@ -44,55 +44,23 @@ pub struct StepOptions {
     pub seed: u64,
 }
 
-/// What a step produces.
-#[derive(Clone, Debug)]
+/// What a step produces besides its gradients.
+#[derive(Clone, Copy, Debug)]
 pub struct StepResult {
     /// The smoothed loss per target token.
     pub loss: f64,
     /// Σ −log p(y_i) over real target tokens.
     pub nll_sum: f64,
-    pub grads: Grads,
 }
 
-impl Grads {
+impl Grads<'_> {
     /// The deep output's and the projection's gradients.
     pub fn output(&mut self) -> OutputGrads<'_> {
         OutputGrads {
-            deep_w: &mut self.deep_w,
-            deep_b: &mut self.deep_b,
-            out_w: &mut self.out_w,
-            out_b: &mut self.out_b,
-        }
-    }
-
-    /// Zero gradients for a model of size `dims`.
-    pub fn zeros(dims: &Dims) -> Self {
-        let (e, n, m, a, l) = (
-            dims.embedding,
-            dims.hidden,
-            dims.decoder_hidden,
-            dims.attention,
-            dims.output,
-        );
-        Self {
-            src_embedding: vec![0.0; dims.src_vocab * e],
-            encoder: (0..dims.layers)
-                .map(|layer| {
-                    let d_in = if layer == 0 { e } else { 2 * n };
-                    [GruGrads::zeros(d_in, n), GruGrads::zeros(d_in, n)]
-                })
-                .collect(),
-            bridge_w: vec![0.0; n * m],
-            bridge_b: vec![0.0; m],
-            key: vec![0.0; 2 * n * a],
-            query: vec![0.0; m * a],
-            energy: vec![0.0; a],
-            tgt_embedding: vec![0.0; dims.tgt_vocab * e],
-            decoder: GruGrads::zeros(e + 2 * n, m),
-            deep_w: vec![0.0; (m + 2 * n + e) * 2 * l],
-            deep_b: vec![0.0; 2 * l],
-            out_w: vec![0.0; l * dims.tgt_vocab],
-            out_b: vec![0.0; dims.tgt_vocab],
+            deep_w: &mut *self.deep_w,
+            deep_b: &mut *self.deep_b,
+            out_w: &mut *self.out_w,
+            out_b: &mut *self.out_b,
         }
     }
 }
@@ -399,12 +367,14 @@ fn loss_forward_backward(logits: &mut [f32], batch: &Batch, options: &StepOption
     output::loss_and_gradient(logits, &targets, &row_weights, options.label_smoothing)
 }
 
-/// Forward, label-smoothed loss and backward of one batch: the loss and every weight's gradient.
+/// Forward, label-smoothed loss and backward of one batch: the loss, and every weight's
+/// gradient added to `grads`.
 pub fn train_step(
     weights: &Weights,
     dims: &Dims,
     batch: &Batch,
     options: &StepOptions,
+    grads: &mut Grads,
 ) -> StepResult {
     let lengths = batch.source_lengths;
     let mut masks = Masks::new(options.dropout, options.seed);
@@ -423,7 +393,6 @@ pub fn train_step(
     let LossSums { objective, nll } = loss_forward_backward(&mut logits, batch, options);
 
     // Backward, the same layers in reverse order.
-    let mut grads = Grads::zeros(dims);
     let d_features = output::backward(&weights.output(), &out_cache, &logits, grads.output());
     drop(logits);
     let (d_states, d_contexts, d_embedded) = split_features(&d_features, dims);
@@ -436,9 +405,9 @@ pub fn train_step(
     let decoder_grads = DecoderWeightGrads {
         d_annotations: &mut d_annotations,
         d_keys: &mut d_keys,
-        gru: &mut grads.decoder,
-        query: &mut grads.query,
-        energy: &mut grads.energy,
+        gru: grads.decoder.reborrow(),
+        query: &mut *grads.query,
+        energy: &mut *grads.energy,
     };
     let dg = decoder::backward(weights, dims, &dec, &memory, d_out, decoder_grads);
     target_backward(
@@ -448,7 +417,7 @@ pub fn train_step(
         &target,
         &dg.input_terms,
         d_embedded,
-        &mut grads,
+        grads,
     );
     bridge_backward(
         weights,
@@ -456,7 +425,7 @@ pub fn train_step(
         &enc.bridge,
         &dg.initial_state,
         &mut d_annotations,
-        &mut grads,
+        grads,
     );
     keys_backward(
         weights,
@@ -464,7 +433,7 @@ pub fn train_step(
         &enc.annotations,
         &d_keys,
         &mut d_annotations,
-        &mut grads.key,
+        grads.key,
     );
     zero_padding(
         &mut d_annotations,
@@ -472,12 +441,11 @@ pub fn train_step(
         memory.shape.src_len,
         2 * dims.hidden,
     );
-    encoder_backward(weights, dims, &enc, d_annotations, batch, &mut grads);
+    encoder_backward(weights, dims, &enc, d_annotations, batch, grads);
 
     StepResult {
         loss: objective,
         nll_sum: nll,
-        grads,
     }
 }
 
@@ -521,7 +489,7 @@ fn target_backward(
         &mut grads.decoder.w[..e * 3 * m],
         true,
     );
-    add_column_sums(d_input_terms, &mut grads.decoder.b);
+    add_column_sums(d_input_terms, grads.decoder.b);
     matmul(
         Layout::NT,
         rows,
@@ -566,10 +534,10 @@ fn bridge_backward(
         m,
         &bridge.backward_first,
         &d_pre,
-        &mut grads.bridge_w,
+        grads.bridge_w,
         true,
     );
-    add_column_sums(&d_pre, &mut grads.bridge_b);
+    add_column_sums(&d_pre, grads.bridge_b);
     let mut d_backward_first = vec![0.0; batch * n];
     matmul(
         Layout::NT,
@@ -664,13 +632,14 @@ fn encoder_backward(
 mod tests {
     use super::*;
     use crate::gradcheck::{check, small_dims, uniform, weighted_sum, OwnedWeights};
+    use crate::Layout;
 
-    /// Checks weight `index` of `owned` (values `range`) against `analytic` by finite
-    /// differences of `loss`.
+    /// Checks weight `index` (its name in the layout) of `owned`, values `range`, against
+    /// `analytic` by finite differences of `loss`.
     fn check_weight(
         name: &str,
         owned: &mut OwnedWeights,
-        index: usize,
+        index: &str,
         range: std::ops::Range<usize>,
         analytic: &[f32],
         loss: impl Fn(&Weights) -> f64,
@@ -698,7 +667,9 @@ mod tests {
             weighted_sum(&r_state, &bridge.initial_state)
                 + weighted_sum(&r_keys, &keys_forward(w, &dims, h))
         };
-        let mut grads = Grads::zeros(&dims);
+        let layout = Layout::new(dims, false);
+        let mut flat = vec![0.0; layout.len()];
+        let mut grads = layout.grads(&mut flat);
         let mut d_annotations = vec![0.0; annotations.len()];
         let w = owned.weights();
         let bridge = bridge_forward(&w, &dims, &annotations, batch);
@@ -709,7 +680,7 @@ mod tests {
             &annotations,
             &r_keys,
             &mut d_annotations,
-            &mut grads.key,
+            grads.key,
         );
         let h0 = annotations.clone();
         check(
@@ -722,9 +693,9 @@ mod tests {
         drop(w);
         let n_m = dims.hidden * dims.decoder_hidden;
         let l = |w: &Weights| loss(w, &h0);
-        check_weight("W_s", &mut owned, 1, 0..n_m, &grads.bridge_w, l);
-        check_weight("b_s", &mut owned, 2, 0..5, &grads.bridge_b, l);
-        check_weight("U_a", &mut owned, 3, 0..h2 * 3, &grads.key, l);
+        check_weight("W_s", &mut owned, "bridge_w", 0..n_m, grads.bridge_w, l);
+        check_weight("b_s", &mut owned, "bridge_b", 0..5, grads.bridge_b, l);
+        check_weight("U_a", &mut owned, "key", 0..h2 * 3, grads.key, l);
     }
 
     /// The target embeddings and the embedding rows of the decoder's W, with
@@ -751,7 +722,9 @@ mod tests {
             let target = target_forward(w, &dims, &batch, &mut Masks::new(0.0, 0));
             weighted_sum(&r, &target.input_terms)
         };
-        let mut grads = Grads::zeros(&dims);
+        let layout = Layout::new(dims, false);
+        let mut flat = vec![0.0; layout.len()];
+        let mut grads = layout.grads(&mut flat);
         let w = owned.weights();
         let target = target_forward(&w, &dims, &batch, &mut Masks::new(0.0, 0));
         let d_embedded = vec![0.0; target.embedded.len()];
@@ -759,15 +732,29 @@ mod tests {
         drop(w);
         let rows = 0..e * 3 * m;
         let g = grads.decoder.w[rows.clone()].to_vec();
-        check_weight("decoder W (embedding rows)", &mut owned, 7, rows, &g, loss);
-        check_weight("decoder b", &mut owned, 8, 0..3 * m, &grads.decoder.b, loss);
+        check_weight(
+            "decoder W (embedding rows)",
+            &mut owned,
+            "decoder.w",
+            rows,
+            &g,
+            loss,
+        );
+        check_weight(
+            "decoder b",
+            &mut owned,
+            "decoder.b",
+            0..3 * m,
+            grads.decoder.b,
+            loss,
+        );
         let table = 0..dims.tgt_vocab * e;
         check_weight(
             "target embeddings",
             &mut owned,
-            6,
+            "tgt_embedding",
             table,
-            &grads.tgt_embedding,
+            grads.tgt_embedding,
             loss,
         );
     }

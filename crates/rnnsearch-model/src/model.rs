@@ -151,8 +151,23 @@ impl ModelConfig {
         if !self.learn_temperature {
             model.decoder.attention.fixed_temperature = self.cosine_temperature;
         }
+        draw_initial_values(&model);
         model
     }
+}
+
+/// Draws every parameter's initial values now, in the module's order. burn draws a parameter
+/// when it is first read, so otherwise the order of the first reads (which differs between
+/// engines, and between the trainer's versions) would decide which random values each weight
+/// gets: one seed now gives one initial model, whatever trains it.
+fn draw_initial_values(model: &Seq2Seq) {
+    struct Draw;
+    impl burn::module::ModuleVisitor for Draw {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Draw);
 }
 
 /// RNNsearch: encoder, alignment model and decoder.
@@ -234,6 +249,25 @@ mod tests {
     use crate::search::{search, SearchConfig};
     use burn::module::Param;
     use burn::tensor::{Distribution, TensorData};
+
+    /// Every weight holds its values once `init` returns, so the order of later first reads
+    /// (which burn's lazy parameters would draw in) cannot change them.
+    #[test]
+    fn init_draws_every_weight() {
+        struct Lazy(usize);
+        impl burn::module::ModuleVisitor for Lazy {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                self.0 += usize::from(!param.is_initialized());
+            }
+        }
+        for cell in [CellKind::Gru, CellKind::Lstm] {
+            let config = small(cell, Scorer::Additive, Bridge::BackwardFirst);
+            let model = config.init(9, 8, &Device::flex());
+            let mut lazy = Lazy(0);
+            model.visit(&mut lazy);
+            assert_eq!(lazy.0, 0, "{cell:?}: weights left to draw on first read");
+        }
+    }
 
     fn small(cell: CellKind, scorer: Scorer, bridge: Bridge) -> ModelConfig {
         ModelConfig {

@@ -12,7 +12,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::optim::{ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
@@ -103,7 +102,7 @@ pub fn save(
     dir: &Path,
     name: &str,
     model: &Seq2Seq,
-    optimizer: Option<&ModuleOptimizer>,
+    optimizer: Option<&[u8]>,
     state: &TrainState,
 ) -> Result<()> {
     if let Some(bad) = first_nonfinite(model) {
@@ -121,12 +120,8 @@ pub fn save(
         .into_bytes()
         .map_err(|e| Error::Checkpoint(format!("{}: {e:?}", partial.display())))?;
     write_atomic(&partial.join("model.bpk"), &bytes)?;
-    if let Some(optimizer) = optimizer {
-        let bytes = optimizer
-            .to_record()
-            .into_bytes()
-            .map_err(|e| Error::Checkpoint(format!("{}: {e:?}", partial.display())))?;
-        write_atomic(&partial.join("optimizer.bpk"), &bytes)?;
+    if let Some(bytes) = optimizer {
+        write_atomic(&partial.join("optimizer.bpk"), bytes)?;
     }
     let json = serde_json::to_vec_pretty(state).expect("state serialises");
     write_atomic(&partial.join("state.json"), &json)?;
@@ -194,19 +189,6 @@ pub fn load_model(checkpoint: &Path, model: Seq2Seq) -> Result<Seq2Seq> {
             path.display()
         ))
     })
-}
-
-/// Loads Adam's state of a checkpoint into `optimizer`.
-pub fn load_optimizer(checkpoint: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
-    let path = checkpoint.join("optimizer.bpk");
-    let bytes = fs::read(&path).map_err(io_at(&path))?;
-    let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
-        Error::Checkpoint(format!(
-            "{}: unreadable optimizer state: {e:?}",
-            path.display()
-        ))
-    })?;
-    Ok(optimizer.load_record(record))
 }
 
 /// The name of the checkpoint kept for averaging at `step`.

@@ -92,7 +92,7 @@ pub struct TrainConfig {
     /// Sample translations printed at the end.
     pub samples: usize,
     /// `auto`, `burn` or `fused`: what computes the gradients.
-    pub engine: Engine,
+    pub engine: EngineChoice,
     /// Also keep the weights of the last N validations as `checkpoints/step-NNNNNNN`, for
     /// `rnnsearch average` (0: none). A validation fewer than `valid_every / 10` updates before
     /// the next one (an epoch's end next to a `valid_every` step) gives its place to that one.
@@ -135,7 +135,7 @@ impl Default for TrainConfig {
             test_beam: 5,
             alpha: 1.0,
             samples: 3,
-            engine: Engine::Auto,
+            engine: EngineChoice::Auto,
             keep_checkpoints: 0,
             average_last: 0,
             ensemble_last: 0,
@@ -146,13 +146,13 @@ impl Default for TrainConfig {
 /// What computes a training step's gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Engine {
+pub enum EngineChoice {
     /// `fused` when the model is of a shape it covers and the backend is a CPU one, else `burn`.
     Auto,
     /// burn's autodiff on the chosen backend (every model, every backend).
     Burn,
     /// The hand-written CPU step of `rnnsearch-fused` (GRU, additive attention,
-    /// backward-first bridge, maxout; tied or untied output).
+    /// backward-first bridge, maxout; tied or untied output); an error for other models.
     Fused,
 }
 

@@ -1,13 +1,13 @@
-//! Gradients through `rnnsearch-fused`, the hand-written CPU training step, and its forward pass
-//! under the search, for models of the shape it covers. The weights are read from the burn model
-//! and the gradients handed back as burn tensors, so the optimiser, clipping and checkpoints stay
-//! the same.
+//! `rnnsearch-fused` beside burn: which models it covers, where a burn model's parameters lie
+//! in its flat buffers ([`Binding`]), and its forward pass under the search ([`FusedSteps`]).
+//! Training through it is [`crate::engine::FusedLearner`].
 
-use burn::module::Param;
-use burn::optim::GradientsParams;
+use std::collections::HashMap;
+use std::ops::Range;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
-use rnnsearch_data::Batch;
-use rnnsearch_fused::{Decoding, Dims, GruGrads, GruWeights, PackedDecoder, StepOptions, Weights};
+use rnnsearch_fused::{Decoding, Dims, Layout, PackedDecoder, Weights};
 use rnnsearch_model::cell::Cell;
 use rnnsearch_model::{
     Bridge, CellKind, DeepOutput, ModelConfig, Scorer, Seq2Seq, StepDecoder, StepScores,
@@ -59,108 +59,152 @@ pub fn dims_of(model: &Seq2Seq) -> Dims {
     }
 }
 
-/// Loss terms and gradients of one batch.
-pub struct FusedStep {
-    /// Smoothed loss per target token.
-    pub loss: f64,
-    /// Σ −log p(y_i) over real target tokens.
-    pub nll_sum: f64,
-    pub grads: GradientsParams,
+/// Where each parameter of a burn model lies in `rnnsearch-fused`'s flat buffers
+/// ([`Layout`]): the bridge between burn's records and the fused engine's memory, crossed
+/// when a checkpoint is written or read and when the search copies a model's weights.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    layout: Layout,
+    /// Each parameter's range in the flat buffers and its shape.
+    slots: HashMap<ParamId, (Range<usize>, Vec<usize>)>,
 }
 
-fn values<const D: usize>(param: &Param<Tensor<D>>) -> Vec<f32> {
-    param
-        .val()
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .expect("float parameters")
-}
-
-fn present<const D: usize>(param: &Option<Param<Tensor<D>>>, what: &str) -> Vec<f32> {
-    values(
-        param
-            .as_ref()
-            .unwrap_or_else(|| panic!("{what} is missing")),
-    )
-}
-
-/// `x` (`[rows, cols]`, row-major) transposed to `[cols, rows]`, in tiles that stay in cache
-/// (element by element, the transpose of tied embeddings, one every step each way, cost a
-/// noticeable share of a training step: docs/benchmarks.md, "Packed products").
-fn transposed(x: &[f32], cols: usize) -> Vec<f32> {
-    const TILE: usize = 32;
-    let rows = x.len() / cols;
-    let mut t = vec![0.0; x.len()];
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                let row = &x[r * cols..(r + 1) * cols];
-                for c in c0..(c0 + TILE).min(cols) {
-                    t[c * rows + r] = row[c];
-                }
+impl Binding {
+    /// The binding of `model`, which must be one [`unsupported`] accepts.
+    pub fn of(model: &Seq2Seq) -> Self {
+        let (encoder, decoder) = (&model.encoder, &model.decoder);
+        let attention = &decoder.attention;
+        let tied = decoder.output_projection.is_none();
+        let layout = Layout::new(dims_of(model), tied);
+        let mut named: Vec<(ParamId, String)> =
+            vec![(encoder.embedding.weight.id, "src_embedding".into())];
+        let cell = |named: &mut Vec<(ParamId, String)>, cell: &Cell, name: &str| {
+            named.extend([
+                (cell.input_weight.id, format!("{name}.w")),
+                (cell.input_bias.id, format!("{name}.b")),
+                (cell.recurrent_weight.id, format!("{name}.u")),
+                (cell.recurrent_bias.id, format!("{name}.c")),
+            ]);
+        };
+        for (l, layer) in encoder.layers.iter().enumerate() {
+            cell(&mut named, &layer.forward, &format!("encoder.{l}.forward"));
+            cell(
+                &mut named,
+                &layer.backward,
+                &format!("encoder.{l}.backward"),
+            );
+        }
+        let optional = [
+            (decoder.bridge.as_ref().map(|p| p.id), "bridge_w"),
+            (decoder.bridge_bias.as_ref().map(|p| p.id), "bridge_b"),
+            (attention.key_layer.as_ref().map(|p| p.id), "key"),
+            (attention.query_layer.as_ref().map(|p| p.id), "query"),
+            (attention.energy_layer.as_ref().map(|p| p.id), "energy"),
+            (decoder.output_projection.as_ref().map(|p| p.id), "out_w"),
+        ];
+        for (id, name) in optional {
+            if let Some(id) = id {
+                named.push((id, name.into()));
             }
         }
-    }
-    t
-}
+        named.push((decoder.embedding.weight.id, "tgt_embedding".into()));
+        cell(&mut named, &decoder.cell, "decoder");
+        named.extend([
+            (decoder.deep_output.id, "deep_w".into()),
+            (decoder.deep_output_bias.id, "deep_b".into()),
+            (decoder.output_bias.id, "out_b".into()),
+        ]);
 
-/// The four weights of a cell, owned.
-struct CellValues([Vec<f32>; 4]);
-
-impl CellValues {
-    fn of(cell: &Cell) -> Self {
-        Self([
-            values(&cell.input_weight),
-            values(&cell.input_bias),
-            values(&cell.recurrent_weight),
-            values(&cell.recurrent_bias),
-        ])
-    }
-
-    fn borrow(&self) -> GruWeights<'_> {
-        GruWeights {
-            w: &self.0[0],
-            b: &self.0[1],
-            u: &self.0[2],
-            c: &self.0[3],
+        struct Shapes(HashMap<ParamId, Vec<usize>>);
+        impl ModuleVisitor for Shapes {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                self.0.insert(param.id, param.val().dims().to_vec());
+            }
         }
+        let mut shapes = Shapes(HashMap::new());
+        model.visit(&mut shapes);
+        assert_eq!(
+            shapes.0.len(),
+            named.len(),
+            "rnnsearch-fused binds every parameter of the model"
+        );
+        let slots = named
+            .into_iter()
+            .map(|(id, name)| {
+                let shape = shapes.0.remove(&id).expect("a parameter of the model");
+                let range = layout.slot(&name);
+                assert_eq!(range.len(), shape.iter().product::<usize>(), "{name}: size");
+                (id, (range, shape))
+            })
+            .collect();
+        Self { layout, slots }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The range and shape of parameter `id` in the flat buffers.
+    pub fn slot(&self, id: ParamId) -> Option<&(Range<usize>, Vec<usize>)> {
+        self.slots.get(&id)
+    }
+
+    /// Every bound parameter, its range and its shape, in buffer order.
+    pub fn slots(&self) -> Vec<(ParamId, Range<usize>, &[usize])> {
+        let mut slots: Vec<_> = self
+            .slots
+            .iter()
+            .map(|(id, (range, shape))| (*id, range.clone(), shape.as_slice()))
+            .collect();
+        slots.sort_by_key(|(_, range, _)| range.start);
+        slots
+    }
+
+    /// The weights of `model` (of this binding's shape) in one flat buffer; with tied
+    /// embeddings W_o holds Eᵀ.
+    pub fn read(&self, model: &Seq2Seq) -> Vec<f32> {
+        struct Read<'b>(&'b Binding, Vec<f32>);
+        impl ModuleVisitor for Read<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let (range, _) = self.0.slot(param.id).expect("a bound parameter");
+                let values = param.val().into_data();
+                let values = values.as_slice::<f32>().expect("float parameters");
+                self.1[range.clone()].copy_from_slice(values);
+            }
+        }
+        let mut read = Read(self, vec![0.0; self.layout.len()]);
+        model.visit(&mut read);
+        let mut params = read.1;
+        self.layout.tie(&mut params);
+        params
+    }
+
+    /// `model` (of this binding's shape, the same parameter ids) with the weights of `params`.
+    pub fn write(&self, params: &[f32], model: Seq2Seq) -> Seq2Seq {
+        struct Write<'b>(&'b Binding, &'b [f32]);
+        impl ModuleMapper for Write<'_> {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (range, _) = self.0.slot(param.id).expect("a bound parameter");
+                let values = self.1[range.clone()].to_vec();
+                param.map(|t| {
+                    let (shape, device, grad) = (t.dims(), t.device(), t.is_require_grad());
+                    let t = Tensor::from_data(TensorData::new(values, shape), &device);
+                    if grad {
+                        t.require_grad()
+                    } else {
+                        t
+                    }
+                })
+            }
+        }
+        model.map(&mut Write(self, params))
     }
 }
 
-fn register<const D: usize>(
-    grads: &mut GradientsParams,
-    param: &Param<Tensor<D>>,
-    values: Vec<f32>,
-) {
-    let shape = param.val().dims();
-    let device = param.val().device();
-    let tensor = Tensor::<D>::from_data(TensorData::new(values, shape), &device).inner();
-    grads.register(param.id, tensor);
-}
-
-fn register_cell(grads: &mut GradientsParams, cell: &Cell, g: GruGrads) {
-    register(grads, &cell.input_weight, g.w);
-    register(grads, &cell.input_bias, g.b);
-    register(grads, &cell.recurrent_weight, g.u);
-    register(grads, &cell.recurrent_bias, g.c);
-}
-
-/// The weights of a burn model copied into plain buffers for `rnnsearch-fused`, with its sizes.
+/// The weights of a burn model copied into one flat buffer for `rnnsearch-fused`'s forward pass.
 pub struct FusedWeights {
-    dims: Dims,
-    src_embedding: Vec<f32>,
-    layers: Vec<[CellValues; 2]>,
-    bridge_w: Vec<f32>,
-    bridge_b: Vec<f32>,
-    key: Vec<f32>,
-    query: Vec<f32>,
-    energy: Vec<f32>,
-    tgt_embedding: Vec<f32>,
-    cell: CellValues,
-    deep_w: Vec<f32>,
-    deep_b: Vec<f32>,
-    out_w: Vec<f32>,
-    out_b: Vec<f32>,
+    layout: Layout,
+    params: Vec<f32>,
     /// The decoder packed for the few rows of a decoding step, made by the first search.
     packed: OnceLock<Option<PackedDecoder>>,
 }
@@ -168,74 +212,30 @@ pub struct FusedWeights {
 impl FusedWeights {
     /// Copies the weights of `model`, which must be one [`unsupported`] accepts.
     pub fn of(model: &Seq2Seq) -> Self {
-        let encoder = &model.encoder;
-        let decoder = &model.decoder;
-        let attention = &decoder.attention;
-        let dims = dims_of(model);
-        let weights = Self {
-            dims,
-            src_embedding: values(&encoder.embedding.weight),
-            layers: encoder
-                .layers
-                .iter()
-                .map(|l| [CellValues::of(&l.forward), CellValues::of(&l.backward)])
-                .collect(),
-            bridge_w: present(&decoder.bridge, "the bridge"),
-            bridge_b: present(&decoder.bridge_bias, "the bridge bias"),
-            key: present(&attention.key_layer, "U_a"),
-            query: present(&attention.query_layer, "W_a"),
-            energy: present(&attention.energy_layer, "v_a"),
-            tgt_embedding: values(&decoder.embedding.weight),
-            cell: CellValues::of(&decoder.cell),
-            deep_w: values(&decoder.deep_output),
-            deep_b: values(&decoder.deep_output_bias),
-            out_w: match &decoder.output_projection {
-                Some(w_o) => values(w_o),
-                // Tied: W_o = Eᵀ, `[l = E, V]` from the target embeddings `[V, E]`.
-                None => transposed(&values(&decoder.embedding.weight), dims.embedding),
-            },
-            out_b: values(&decoder.output_bias),
+        let binding = Binding::of(model);
+        let params = binding.read(model);
+        Self {
+            layout: binding.layout,
+            params,
             packed: OnceLock::new(),
-        };
-        if let Err(e) = dims.check(&weights.borrow()) {
-            panic!("rnnsearch-fused: {e}");
         }
-        weights
     }
 
     /// The decoder packed for [`Decoding::step`], or None where the CPU has no kernel for it.
     fn packed(&self) -> Option<&PackedDecoder> {
         self.packed
-            .get_or_init(|| PackedDecoder::new(&self.borrow(), &self.dims))
+            .get_or_init(|| PackedDecoder::new(&self.borrow(), &self.layout.dims))
             .as_ref()
     }
 
     /// The model's sizes.
     pub fn dims(&self) -> &Dims {
-        &self.dims
+        &self.layout.dims
     }
 
     /// The weights, borrowed in `rnnsearch-fused`'s layout.
     pub fn borrow(&self) -> Weights<'_> {
-        Weights {
-            src_embedding: &self.src_embedding,
-            encoder: self
-                .layers
-                .iter()
-                .map(|[f, b]| [f.borrow(), b.borrow()])
-                .collect(),
-            bridge_w: &self.bridge_w,
-            bridge_b: &self.bridge_b,
-            key: &self.key,
-            query: &self.query,
-            energy: &self.energy,
-            tgt_embedding: &self.tgt_embedding,
-            decoder: self.cell.borrow(),
-            deep_w: &self.deep_w,
-            deep_b: &self.deep_b,
-            out_w: &self.out_w,
-            out_b: &self.out_b,
-        }
+        self.layout.weights(&self.params)
     }
 }
 
@@ -291,85 +291,6 @@ impl StepDecoder for FusedSteps<'_> {
     }
 }
 
-/// Forward, loss and backward of `batch` through `rnnsearch-fused`, the batch cut into up to
-/// `parts` parts run side by side (one per thread: `rnnsearch_fused::parallel`).
-///
-/// `dropout_seed` seeds the dropout masks; the model must be one [`unsupported`] accepts.
-pub fn gradients(
-    model: &Seq2Seq,
-    batch: &Batch,
-    dropout: f64,
-    label_smoothing: f32,
-    dropout_seed: u64,
-    parts: usize,
-) -> FusedStep {
-    let encoder = &model.encoder;
-    let decoder = &model.decoder;
-    let attention = &decoder.attention;
-    let values = FusedWeights::of(model);
-    let (weights, dims) = (values.borrow(), *values.dims());
-
-    let ids = |v: &[u32]| -> Vec<usize> { v.iter().map(|&x| x as usize).collect() };
-    let (source, target_in, target_out) =
-        (ids(&batch.src), ids(&batch.tgt_in), ids(&batch.tgt_out));
-    let target_padding: Vec<bool> = batch.tgt_mask().into_iter().map(|real| !real).collect();
-    let fused_batch = rnnsearch_fused::Batch {
-        source: &source,
-        source_lengths: &batch.src_lengths,
-        target_in: &target_in,
-        target_out: &target_out,
-        target_padding: &target_padding,
-        tgt_len: batch.tgt_len(),
-    };
-    let options = StepOptions {
-        dropout: dropout as f32,
-        label_smoothing,
-        tokens: batch.num_tgt_tokens(),
-        seed: dropout_seed,
-    };
-    let step = rnnsearch_fused::train_step_in_parts(&weights, &dims, &fused_batch, &options, parts);
-
-    let g = step.grads;
-    let mut grads = GradientsParams::new();
-    register(&mut grads, &encoder.embedding.weight, g.src_embedding);
-    for (layer, [fwd, bwd]) in encoder.layers.iter().zip(g.encoder) {
-        register_cell(&mut grads, &layer.forward, fwd);
-        register_cell(&mut grads, &layer.backward, bwd);
-    }
-    let some = |p: &Option<Param<Tensor<2>>>| p.clone().expect("checked above");
-    register(&mut grads, &some(&decoder.bridge), g.bridge_w);
-    register(
-        &mut grads,
-        &decoder.bridge_bias.clone().expect("checked above"),
-        g.bridge_b,
-    );
-    register(&mut grads, &some(&attention.key_layer), g.key);
-    register(&mut grads, &some(&attention.query_layer), g.query);
-    register(&mut grads, &some(&attention.energy_layer), g.energy);
-    match &decoder.output_projection {
-        Some(w_o) => {
-            register(&mut grads, &decoder.embedding.weight, g.tgt_embedding);
-            register(&mut grads, w_o, g.out_w);
-        }
-        None => {
-            // Tied: W_o = Eᵀ, so E gets ∂L/∂W_oᵀ on top of its own gradient.
-            let mut d_embedding = g.tgt_embedding;
-            let d_out = transposed(&g.out_w, dims.tgt_vocab);
-            d_embedding.iter_mut().zip(d_out).for_each(|(d, o)| *d += o);
-            register(&mut grads, &decoder.embedding.weight, d_embedding);
-        }
-    }
-    register_cell(&mut grads, &decoder.cell, g.decoder);
-    register(&mut grads, &decoder.deep_output, g.deep_w);
-    register(&mut grads, &decoder.deep_output_bias, g.deep_b);
-    register(&mut grads, &decoder.output_bias, g.out_b);
-    FusedStep {
-        loss: step.loss,
-        nll_sum: step.nll_sum,
-        grads,
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -377,23 +298,13 @@ pub(crate) mod tests {
     use burn::tensor::Device;
     use std::collections::HashMap;
 
-    #[test]
-    fn transposed_moves_every_value_across_partial_tiles() {
-        let (rows, cols) = (45, 70);
-        let x: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-        let t = transposed(&x, cols);
-        for r in 0..rows {
-            for c in 0..cols {
-                assert_eq!(t[c * rows + r], x[r * cols + c]);
-            }
-        }
-    }
-
     use crate::config::TrainConfig;
-    use crate::trainer::step::BatchTensors;
+    use crate::engine::{BatchTensors, FusedLearner};
+    use burn::optim::GradientsParams;
+    use rnnsearch_data::Batch;
 
     /// Every parameter's gradient, flattened.
-    fn flatten(model: &Seq2Seq, grads: &GradientsParams) -> HashMap<ParamId, Vec<f32>> {
+    pub(crate) fn flatten(model: &Seq2Seq, grads: &GradientsParams) -> HashMap<ParamId, Vec<f32>> {
         struct Collect<'g>(&'g GradientsParams, HashMap<ParamId, Vec<f32>>);
         impl ModuleVisitor for Collect<'_> {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -427,7 +338,7 @@ pub(crate) mod tests {
     }
 
     /// The sentences of [`batch`] `copies` times over.
-    fn repeated(copies: usize) -> Batch {
+    pub(crate) fn repeated(copies: usize) -> Batch {
         let one = batch();
         Batch {
             indices: (0..3 * copies).collect(),
@@ -440,7 +351,7 @@ pub(crate) mod tests {
     }
 
     /// Three sentences of different lengths, so padding is exercised on both sides.
-    fn batch() -> Batch {
+    pub(crate) fn batch() -> Batch {
         Batch {
             indices: vec![0, 1, 2],
             src: vec![4, 5, 6, 7, 3, 8, 9, 3, 0, 0, 10, 11, 12, 3, 0],
@@ -488,7 +399,9 @@ pub(crate) mod tests {
             let burn_nll = loss.nll_sum.clone().into_scalar::<f32>() as f64;
             let burn_grads = GradientsParams::from_grads(loss.per_token.backward(), &model);
 
-            let fused = gradients(&model, &batch, 0.0, train.label_smoothing, 1, parts);
+            let mut learner = FusedLearner::new(model.clone(), &train);
+            learner.parts = parts;
+            let fused = learner.backward(&batch, train.label_smoothing, 1);
             assert!(
                 (fused.loss - burn_loss).abs() < 1e-5,
                 "{} vs {burn_loss}",
@@ -501,10 +414,11 @@ pub(crate) mod tests {
             );
 
             let want = flatten(&model, &burn_grads);
-            let got = flatten(&model, &fused.grads);
-            assert_eq!(want.len(), got.len());
+            let binding = learner.binding();
+            assert_eq!(want.len(), binding.slots().len());
             for (id, w) in &want {
-                let g = &got[id];
+                let (range, _) = binding.slot(*id).expect("every parameter bound");
+                let g = &learner.gradients()[range.clone()];
                 assert_eq!(w.len(), g.len());
                 let scale = w.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
                 let diff = w.iter().zip(g).fold(0f32, |m, (a, b)| m.max((a - b).abs()));

@@ -4,6 +4,7 @@
 pub mod average;
 pub mod checkpoint;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod fused;
 pub mod loss;
@@ -11,8 +12,8 @@ pub mod rundir;
 pub mod trainer;
 pub mod translate;
 
-pub use config::{Engine, RunConfig, TrainConfig};
+pub use config::{EngineChoice, RunConfig, TrainConfig};
+pub use engine::{Engine, Learner, StepReport};
 pub use error::{Error, Result};
-pub use trainer::step::{adam, optimize_step, use_fused, BatchTensors, StepReport, StepSetup};
 pub use trainer::{train, Outcome, RunOptions};
 pub use translate::{Searcher, Translation, Translator};

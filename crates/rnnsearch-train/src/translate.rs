@@ -9,6 +9,7 @@ use rnnsearch_model::{
 
 use rnnsearch_fused::parallel;
 
+use crate::engine::Engine;
 use crate::fused::{FusedSteps, FusedWeights};
 
 /// One translated input line.
@@ -33,16 +34,15 @@ pub struct Searcher<'a> {
 }
 
 impl<'a> Searcher<'a> {
-    /// Searches with `rnnsearch-fused`'s CPU forward pass when `fused` (the models must be of a
-    /// shape [`crate::fused::unsupported`] accepts), else with the burn models on `device`.
+    /// Searches with `engine`: `rnnsearch-fused`'s CPU forward pass (the models must be of a
+    /// shape [`crate::fused::unsupported`] accepts), or the burn models on `device`.
     /// Both give the same translations up to floating-point rounding. With more than one
     /// model every step takes the mean of their distributions ([`Ensemble`]).
-    pub fn new(models: Vec<&'a Seq2Seq>, device: Device, fused: bool) -> Self {
+    pub fn new(models: Vec<&'a Seq2Seq>, device: Device, engine: Engine) -> Self {
         assert!(!models.is_empty(), "a search needs a model");
-        let fused = if fused {
-            models.iter().map(|m| FusedWeights::of(m)).collect()
-        } else {
-            Vec::new()
+        let fused = match engine {
+            Engine::Fused => models.iter().map(|m| FusedWeights::of(m)).collect(),
+            Engine::Burn => Vec::new(),
         };
         Self {
             models,
@@ -142,15 +142,15 @@ pub struct Translator<'a> {
 }
 
 impl<'a> Translator<'a> {
-    /// A translator over [`Searcher::new`]`(vec![model], device, fused)`.
+    /// A translator over [`Searcher::new`]`(vec![model], device, engine)`.
     pub fn new(
         model: &'a Seq2Seq,
         src_vocab: &'a Vocab,
         tgt_vocab: &'a Vocab,
         device: Device,
-        fused: bool,
+        engine: Engine,
     ) -> Self {
-        Self::ensemble(vec![model], src_vocab, tgt_vocab, device, fused)
+        Self::ensemble(vec![model], src_vocab, tgt_vocab, device, engine)
     }
 
     /// [`Translator::new`] for an ensemble of `models` of one vocabulary (at least one).
@@ -159,10 +159,10 @@ impl<'a> Translator<'a> {
         src_vocab: &'a Vocab,
         tgt_vocab: &'a Vocab,
         device: Device,
-        fused: bool,
+        engine: Engine,
     ) -> Self {
         Self {
-            searcher: Searcher::new(models, device, fused),
+            searcher: Searcher::new(models, device, engine),
             src_vocab,
             tgt_vocab,
         }
@@ -241,7 +241,7 @@ mod tests {
         let device = Device::flex();
         device.seed(3);
         let model = tiny_config(1).init(13, 11, &device);
-        let searcher = Searcher::new(vec![&model], device, true);
+        let searcher = Searcher::new(vec![&model], device, Engine::Fused);
         // 40 sentences of 1 to 5 tokens, the last being </s>, padded to 5.
         let lengths: Vec<usize> = (0..40).map(|b| 1 + (b * 7) % 5).collect();
         let ids: Vec<u32> = lengths

@@ -14,13 +14,12 @@
 //! ```
 //!
 //! One file per job: this loop; [`schedule`] (learning rate, stopping, budgets); [`validation`];
-//! [`test_model`] (the model the test uses, and the report); [`step`] (one optimiser update);
-//! [`runlog`] (train.log, metrics.jsonl); [`resume`].
+//! [`test_model`] (the model the test uses, and the report); [`runlog`] (train.log,
+//! metrics.jsonl); [`resume`]. One optimiser update is the engine's ([`crate::engine`]).
 
 pub mod resume;
 pub mod runlog;
 pub mod schedule;
-pub mod step;
 pub mod test_model;
 pub mod validation;
 
@@ -31,19 +30,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use indicatif::ProgressBar;
 use rnnsearch_data::{Batch, Prepared};
-use rnnsearch_model::Seq2Seq;
 use serde_json::json;
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::RunConfig;
+use crate::engine::{Engine, Learner};
 use crate::error::{io_at, Error, Result};
 use runlog::{append_metrics, progress_bar, Log, Window};
 use schedule::Verdict;
-use step::{adam, optimize_step, use_fused, StepSetup};
 use test_model::TestReport;
 use validation::Evaluator;
 
@@ -82,16 +79,13 @@ struct Trainer<'a> {
     config: &'a RunConfig,
     options: &'a RunOptions,
     data: Prepared,
-    device: Device,
-    model: Seq2Seq,
-    optimizer: ModuleOptimizer,
+    /// The model being trained, its Adam moments, and the engine that steps them.
+    learner: Learner,
     state: TrainState,
     log: Log,
     metrics_path: PathBuf,
     checkpoints: PathBuf,
     progress: Option<ProgressBar>,
-    /// Gradients through `rnnsearch-fused` rather than burn's autodiff.
-    fused: bool,
 }
 
 impl<'a> Trainer<'a> {
@@ -107,16 +101,17 @@ impl<'a> Trainer<'a> {
         let t = &config.train;
         let device = options.device.clone().autodiff();
         device.seed(t.seed);
-        let mut model = config
+        let model = config
             .model
             .init(data.src_vocab.len(), data.tgt_vocab.len(), &device);
-        let mut optimizer = adam(t);
+        let engine = Engine::choose(t.engine, &config.model)?;
+        let parameters = model.parameter_count();
+        let mut learner = Learner::new(engine, model, t);
         let mut state = TrainState::new(t.lr);
         let metrics_path = run_dir.join("metrics.jsonl");
         let checkpoints = run_dir.join("checkpoints");
         if let Some(last) = last {
-            let restored = resume::restore(&last, model, optimizer, &metrics_path)?;
-            (state, model, optimizer) = (restored.state, restored.model, restored.optimizer);
+            state = resume::restore(&last, &mut learner, &metrics_path)?;
             log.line(
                 None,
                 &format!(
@@ -130,17 +125,11 @@ impl<'a> Trainer<'a> {
         } else if metrics_path.exists() {
             fs::remove_file(&metrics_path).map_err(io_at(&metrics_path))?;
         }
-        let fused = use_fused(t.engine, &config.model)?;
         log.line(
             None,
             &format!(
-                "model: {} parameters; gradients: {}; device: {:?}",
-                model.parameter_count(),
-                if fused {
-                    "fused CPU step (rnnsearch-fused)"
-                } else {
-                    "burn autodiff"
-                },
+                "model: {parameters} parameters; gradients: {}; device: {:?}",
+                engine.describe(),
                 options.device
             ),
         );
@@ -148,15 +137,12 @@ impl<'a> Trainer<'a> {
             config,
             options,
             data,
-            device,
-            model,
-            optimizer,
+            learner,
             state,
             log,
             metrics_path,
             checkpoints,
             progress: None,
-            fused,
         })
     }
 
@@ -237,7 +223,7 @@ impl<'a> Trainer<'a> {
             config: self.config,
             run_dir: &self.options.run_dir,
             checkpoints: &self.checkpoints,
-            evaluator: evaluator(&self.data, self.config, self.options, self.fused),
+            evaluator: evaluator(&self.data, self.config, self.options, self.learner.engine()),
         };
         report.write(&self.state, &mut self.log)?;
         Ok(Outcome::Finished)
@@ -251,19 +237,8 @@ impl<'a> Trainer<'a> {
         self.state.step += 1;
         self.state.target_tokens += batch.num_tgt_tokens() as u64;
         let lr = self.current_lr();
-        let step = optimize_step(
-            &mut self.model,
-            &mut self.optimizer,
-            batch,
-            &StepSetup {
-                device: &self.device,
-                fused: self.fused,
-                dropout_seed,
-            },
-            t,
-            lr,
-        );
-        if !step.loss.is_finite() || !step.gradient_norm.is_finite() {
+        let step = self.learner.step(batch, t, lr, dropout_seed);
+        if !step.is_finite() {
             self.state.nonfinite_in_row += 1;
             self.state.nonfinite_total += 1;
             self.log.line(
@@ -332,7 +307,8 @@ impl<'a> Trainer<'a> {
     /// Returns true when early stopping ends the run.
     fn validate_and_save(&mut self) -> Result<bool> {
         let t = &self.config.train;
-        let v = self.evaluator().validate(&self.model.valid(), t.valid_beam);
+        let model = self.learner.model();
+        let v = self.evaluator().validate(&model.valid(), t.valid_beam);
         let Verdict { improved, stop } = schedule::after_validation(t, &mut self.state, v.bleu);
         let record = json!({
             "step": self.state.step, "epoch": self.epoch_of_last_step(), "lr": self.state.lr,
@@ -367,7 +343,7 @@ impl<'a> Trainer<'a> {
         self.save("last")?;
         if t.keep_checkpoints > 0 {
             let name = checkpoint::step_name(self.state.step);
-            checkpoint::save(&self.checkpoints, &name, &self.model, None, &self.state)?;
+            checkpoint::save(&self.checkpoints, &name, &model, None, &self.state)?;
             // An epoch's end a few updates from a valid_every validation, or the budget's end
             // just after an epoch's, would otherwise keep two near-copies of one model.
             let min_gap = (t.valid_every / 10) as u64;
@@ -393,13 +369,14 @@ impl<'a> Trainer<'a> {
     }
 
     fn save(&mut self, name: &str) -> Result<()> {
-        let optimizer = (name == "last").then_some(&self.optimizer);
-        checkpoint::save(&self.checkpoints, name, &self.model, optimizer, &self.state)
+        let with_optimizer = name == "last";
+        self.learner
+            .save(&self.checkpoints, name, with_optimizer, &self.state)
     }
 
     /// Translates and scores with the weights as they are, without autodiff.
     fn evaluator(&self) -> Evaluator<'_> {
-        evaluator(&self.data, self.config, self.options, self.fused)
+        evaluator(&self.data, self.config, self.options, self.learner.engine())
     }
 }
 
@@ -409,12 +386,12 @@ fn evaluator<'b>(
     data: &'b Prepared,
     config: &'b RunConfig,
     options: &RunOptions,
-    fused: bool,
+    engine: Engine,
 ) -> Evaluator<'b> {
     Evaluator {
         data,
         train: &config.train,
         device: options.device.clone(),
-        fused,
+        engine,
     }
 }

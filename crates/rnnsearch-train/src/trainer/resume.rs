@@ -4,12 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::optim::ModuleOptimizer;
-use rnnsearch_model::Seq2Seq;
-
 use super::runlog::truncate_metrics;
 use crate::checkpoint::{self, TrainState};
 use crate::config::{RunConfig, Source};
+use crate::engine::Learner;
 use crate::error::{io_at, Error, Result};
 
 /// The configuration a resumed run continues with: its own `config.toml` with `overrides`
@@ -43,31 +41,11 @@ pub fn checkpoint_to_resume(run_dir: &Path, resume: bool) -> Result<Option<PathB
     }
 }
 
-/// What a run continues with.
-pub struct Restored {
-    /// Step, epoch, position in the epoch, schedule and best score.
-    pub state: TrainState,
-    /// The weights.
-    pub model: Seq2Seq,
-    /// Adam's moments.
-    pub optimizer: ModuleOptimizer,
-}
-
-/// Loads `last` into a freshly initialised `model` and `optimizer`, and drops the lines of
-/// `metrics` written after it.
-pub fn restore(
-    last: &Path,
-    model: Seq2Seq,
-    optimizer: ModuleOptimizer,
-    metrics: &Path,
-) -> Result<Restored> {
+/// Loads `last` into `learner` (weights and Adam's moments), drops the lines of `metrics`
+/// written after it, and returns its state.
+pub fn restore(last: &Path, learner: &mut Learner, metrics: &Path) -> Result<TrainState> {
     let state = checkpoint::load_state(last)?;
-    let model = checkpoint::load_model(last, model)?;
-    let optimizer = checkpoint::load_optimizer(last, optimizer)?;
+    learner.restore(last)?;
     truncate_metrics(metrics, state.step)?;
-    Ok(Restored {
-        state,
-        model,
-        optimizer,
-    })
+    Ok(state)
 }

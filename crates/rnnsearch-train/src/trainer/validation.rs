@@ -7,8 +7,8 @@ use rnnsearch_bleu::{Bleu, Chrf, Metric};
 use rnnsearch_data::{batches, Prepared, Vocab};
 use rnnsearch_model::{SearchConfig, Seq2Seq};
 
-use super::step::BatchTensors;
 use crate::config::TrainConfig;
+use crate::engine::{BatchTensors, Engine};
 use crate::loss::label_smoothed_cross_entropy;
 use crate::translate::Translator;
 
@@ -36,8 +36,8 @@ pub struct Evaluator<'a> {
     pub train: &'a TrainConfig,
     /// The inference device (without autodiff).
     pub device: Device,
-    /// Decode through `rnnsearch-fused`.
-    pub fused: bool,
+    /// The engine that runs the search.
+    pub engine: Engine,
 }
 
 impl Evaluator<'_> {
@@ -81,7 +81,7 @@ impl Evaluator<'_> {
             &self.data.src_vocab,
             &self.data.tgt_vocab,
             self.device.clone(),
-            self.fused,
+            self.engine,
         );
         let search = SearchConfig {
             beam,

@@ -1,75 +1,76 @@
-//! One optimisation step: forward, label-smoothed loss, backward (burn's autodiff or the
-//! fused CPU engine), global-norm clipping and an Adam update.
+//! The burn engine: forward, label-smoothed loss and backward through burn's autodiff on the
+//! run's backend, global-norm clipping and burn's Adam.
+
+use std::fs;
+use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
+use burn::tensor::{Bool, Bytes, Device, Int, Tensor, TensorData};
 use rnnsearch_data::Batch;
 use rnnsearch_model::Seq2Seq;
 
-use crate::config::{Engine, TrainConfig};
-use crate::error::{Error, Result};
+use super::{clip_factor, StepReport};
+use crate::checkpoint;
+use crate::config::TrainConfig;
+use crate::error::{io_at, Error, Result};
 use crate::loss::label_smoothed_cross_entropy;
 
-/// Whether `engine` means the fused CPU step for this model.
-pub fn use_fused(engine: Engine, model: &rnnsearch_model::ModelConfig) -> Result<bool> {
-    let unsupported = crate::fused::unsupported(model);
-    match (engine, unsupported) {
-        (Engine::Burn, _) => Ok(false),
-        (Engine::Auto, reason) => Ok(reason.is_none()),
-        (Engine::Fused, None) => Ok(true),
-        (Engine::Fused, Some(reason)) => Err(Error::Config(format!(
-            "train.engine = \"fused\": {reason}; use \"auto\" or \"burn\""
-        ))),
-    }
+/// A burn model trained through burn's autodiff, with burn's Adam.
+pub struct BurnLearner {
+    /// On the autodiff device.
+    pub model: Seq2Seq,
+    optimizer: ModuleOptimizer,
 }
 
-/// What one optimisation step measured.
-#[derive(Clone, Copy, Debug)]
-pub struct StepReport {
-    /// Label-smoothed loss per target token.
-    pub loss: f64,
-    /// Unsmoothed negative log-likelihood, summed over target tokens.
-    pub nll_sum: f64,
-    /// Global gradient norm before clipping.
-    pub gradient_norm: f64,
-}
-
-/// How a step computes its gradients.
-pub struct StepSetup<'d> {
-    /// The autodiff device of the model.
-    pub device: &'d Device,
-    /// Through `rnnsearch-fused` (see [`use_fused`]) rather than burn's autodiff.
-    pub fused: bool,
-    /// Seeds the dropout masks.
-    pub dropout_seed: u64,
-}
-
-/// Forward, loss, backward, global-norm clipping and an Adam update of `model`.
-pub fn optimize_step(
-    model: &mut Seq2Seq,
-    optimizer: &mut ModuleOptimizer,
-    batch: &Batch,
-    setup: &StepSetup,
-    train: &TrainConfig,
-    lr: f64,
-) -> StepReport {
-    let (loss_value, nll_sum, grads) = if setup.fused {
-        let step = crate::fused::gradients(
+impl BurnLearner {
+    pub fn new(model: Seq2Seq, train: &TrainConfig) -> Self {
+        Self {
             model,
-            batch,
-            model.encoder.dropout.prob,
-            train.label_smoothing,
-            setup.dropout_seed,
-            // one part of the batch per thread
-            rayon::current_num_threads(),
-        );
-        (step.loss, step.nll_sum, step.grads)
-    } else {
-        setup.device.seed(setup.dropout_seed);
-        let tensors = BatchTensors::new(batch, setup.device);
-        let out = model.forward(tensors.source, &tensors.source_lengths, tensors.target_in);
+            optimizer: adam(train),
+        }
+    }
+
+    /// Loads the weights and Adam's state of `checkpoint`.
+    pub fn restore(&mut self, checkpoint: &Path) -> Result<()> {
+        self.model = checkpoint::load_model(checkpoint, self.model.clone())?;
+        let path = checkpoint.join("optimizer.bpk");
+        let bytes = fs::read(&path).map_err(io_at(&path))?;
+        let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
+            Error::Checkpoint(format!(
+                "{}: unreadable optimizer state: {e:?}",
+                path.display()
+            ))
+        })?;
+        self.optimizer = self.optimizer.clone().load_record(record);
+        Ok(())
+    }
+
+    /// Adam's state in burn's optimizer record (burnpack).
+    pub fn optimizer_bytes(&self) -> Result<Vec<u8>> {
+        let bytes = self
+            .optimizer
+            .to_record()
+            .into_bytes()
+            .map_err(|e| Error::Checkpoint(format!("optimizer state: {e:?}")))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Forward, loss, backward, global-norm clipping and an Adam update.
+    pub fn step(
+        &mut self,
+        batch: &Batch,
+        train: &TrainConfig,
+        lr: f64,
+        dropout_seed: u64,
+    ) -> StepReport {
+        let device = super::device_of(&self.model);
+        device.seed(dropout_seed);
+        let tensors = BatchTensors::new(batch, &device);
+        let out = self
+            .model
+            .forward(tensors.source, &tensors.source_lengths, tensors.target_in);
         let loss = label_smoothed_cross_entropy(
             out.logits,
             tensors.target_out,
@@ -79,29 +80,22 @@ pub fn optimize_step(
         );
         let loss_value = loss.per_token.clone().into_scalar::<f32>() as f64;
         let nll_sum = loss.nll_sum.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.per_token.backward(), &*model);
-        (loss_value, nll_sum, grads)
-    };
-    let gradient_norm = global_norm(model, &grads);
-    let report = StepReport {
-        loss: loss_value,
-        nll_sum,
-        gradient_norm,
-    };
-    if !loss_value.is_finite() || !gradient_norm.is_finite() {
-        return report;
+        let grads = GradientsParams::from_grads(loss.per_token.backward(), &self.model);
+        let report = StepReport {
+            loss: loss_value,
+            nll_sum,
+            gradient_norm: global_norm(&self.model, &grads),
+        };
+        if !report.is_finite() {
+            return report;
+        }
+        let grads = match clip_factor(train.clip_norm, report.gradient_norm) {
+            Some(factor) => scale_gradients(&self.model, grads, factor),
+            None => grads,
+        };
+        self.model = self.optimizer.step(lr, self.model.clone(), grads);
+        report
     }
-    let grads = if train.clip_norm > 0.0 && gradient_norm > train.clip_norm as f64 {
-        scale_gradients(
-            model,
-            grads,
-            (train.clip_norm as f64 / gradient_norm) as f32,
-        )
-    } else {
-        grads
-    };
-    *model = optimizer.step(lr, model.clone(), grads);
-    report
 }
 
 /// The Adam optimiser a run's `[train]` section asks for.
