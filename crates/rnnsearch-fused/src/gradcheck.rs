@@ -88,5 +88,7 @@ pub fn small_dims(layers: usize) -> Dims {
         output: 2,
         src_vocab: 7,
         tgt_vocab: 7,
+        bridge: crate::Bridge::BackwardFirst,
+        deep_output: crate::DeepOutput::Maxout,
     }
 }

@@ -9,11 +9,11 @@
 //!
 //! `inference` runs the same forward pass one output token at a time under the search.
 //!
-//! It covers the model family's default configuration (GRU cells, any number of bidirectional
-//! encoder layers, additive attention, the backward-first bridge, the maxout deep output,
-//! separate output matrix); `rnnsearch-train` uses it when a run's model is of that shape and
-//! checks it against burn's autodiff in its tests. Weights are row-major `[inputs, outputs]`,
-//! as in the burn modules (y = x W + b).
+//! It covers GRU cells, any number of bidirectional encoder layers, additive attention, every
+//! bridge ([`Bridge`]), the maxout and tanh deep outputs ([`DeepOutput`]), and an output matrix
+//! of its own or tied to the target embeddings; `rnnsearch-train` uses it when a run's model is
+//! of that shape and checks it against burn's autodiff in its tests. Weights are row-major
+//! `[inputs, outputs]`, as in the burn modules (y = x W + b), in one flat buffer ([`memory`]).
 
 pub mod adam;
 pub mod attention;
@@ -38,7 +38,48 @@ pub use packed::{PackedColumns, PackedDecoder};
 pub use parallel::{on_own_threads, train_step_in_parts, GradBuffers};
 pub use step::{train_step, Batch, StepOptions, StepResult};
 
-/// Sizes of the model.
+/// How the initial decoder state s_0 is made from the annotations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bridge {
+    /// s_0 = tanh(W_s ←h_1 + b_s), the paper's choice.
+    BackwardFirst,
+    /// s_0 = tanh(W_s mean_j h_j + b_s), the mean over the real positions.
+    Mean,
+    /// s_0 = 0, no weights.
+    Zero,
+}
+
+impl Bridge {
+    /// The width of W_s's input for encoder units n per direction (None: no W_s).
+    pub fn inputs(self, n: usize) -> Option<usize> {
+        match self {
+            Bridge::BackwardFirst => Some(n),
+            Bridge::Mean => Some(2 * n),
+            Bridge::Zero => None,
+        }
+    }
+}
+
+/// The deep output's non-linearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeepOutput {
+    /// t_i = max over pairs of t̃_i, the paper's choice (2l pre-activations for l units).
+    Maxout,
+    /// t_i = tanh(t̃_i) (l pre-activations).
+    Tanh,
+}
+
+impl DeepOutput {
+    /// Pre-activations per unit of t_i.
+    pub fn pool(self) -> usize {
+        match self {
+            DeepOutput::Maxout => 2,
+            DeepOutput::Tanh => 1,
+        }
+    }
+}
+
+/// Sizes of the model, and the variants of its parts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dims {
     /// Embedding size E (source and target).
@@ -51,10 +92,24 @@ pub struct Dims {
     pub decoder_hidden: usize,
     /// Alignment model size a.
     pub attention: usize,
-    /// Maxout units after pooling l (the deep output has 2l pre-activations).
+    /// Units of t_i, l (after pooling, with maxout).
     pub output: usize,
     pub src_vocab: usize,
     pub tgt_vocab: usize,
+    pub bridge: Bridge,
+    pub deep_output: DeepOutput,
+}
+
+impl Dims {
+    /// Pre-activations of the deep output, k·l.
+    pub fn deep_width(&self) -> usize {
+        self.deep_output.pool() * self.output
+    }
+
+    /// Values in W_s, `[n or 2n, m]` (0 without one).
+    pub fn bridge_inputs(&self) -> usize {
+        self.bridge.inputs(self.hidden).unwrap_or(0)
+    }
 }
 
 /// A GRU's weights: W `[d_in, 3d]`, b `[3d]`, U `[d, 3d]`, c `[3d]`, gates [r, z, n].
@@ -128,12 +183,15 @@ pub struct Weights<'a> {
     /// W_o `[l, V_tgt]` and `[V_tgt]`.
     pub out_w: &'a [f32],
     pub out_b: &'a [f32],
+    /// The deep output's non-linearity (which `deep_w`'s width depends on).
+    pub deep_output: DeepOutput,
 }
 
 impl<'a> Weights<'a> {
     /// The deep output's and the projection's weights.
     pub fn output(&self) -> output::OutputWeights<'a> {
         output::OutputWeights {
+            pool: self.deep_output.pool(),
             deep_w: self.deep_w,
             deep_b: self.deep_b,
             out_w: self.out_w,
@@ -186,12 +244,12 @@ impl Dims {
             forward += 2.0 * (product(b * s, d_in, 3.0 * n) + product(b * s, n, 3.0 * n));
         }
         forward += product(b * s, 2.0 * n, a) // keys U_a h_j
-            + product(b, n, m) // bridge
+            + product(b, self.bridge_inputs() as f64, m) // bridge
             + product(b * t, e, 3.0 * m) // decoder input, E y side
             + product(b * t, m, 3.0 * m + a) // [U | W_a] s_{i-1}
             + product(b * t, 2.0 * n, 3.0 * m) // decoder input, c_i side
             + 2.0 * product(b * t, s, 2.0 * n) // energies and c_i = Σ α h
-            + product(b * t, m + 2.0 * n + e, 2.0 * l) // deep output
+            + product(b * t, m + 2.0 * n + e, self.deep_width() as f64) // deep output
             + product(b * t, l, v); // vocabulary projection
         3.0 * forward
     }
@@ -207,8 +265,12 @@ impl Dims {
         );
         let mut sizes: Vec<(&str, usize, usize)> = vec![
             ("src_embedding", w.src_embedding.len(), self.src_vocab * e),
-            ("bridge_w", w.bridge_w.len(), n * m),
-            ("bridge_b", w.bridge_b.len(), m),
+            ("bridge_w", w.bridge_w.len(), self.bridge_inputs() * m),
+            (
+                "bridge_b",
+                w.bridge_b.len(),
+                if self.bridge_inputs() > 0 { m } else { 0 },
+            ),
             ("key", w.key.len(), 2 * n * a),
             ("query", w.query.len(), m * a),
             ("energy", w.energy.len(), a),
@@ -217,8 +279,12 @@ impl Dims {
             ("decoder.b", w.decoder.b.len(), 3 * m),
             ("decoder.u", w.decoder.u.len(), m * 3 * m),
             ("decoder.c", w.decoder.c.len(), 3 * m),
-            ("deep_w", w.deep_w.len(), (m + 2 * n + e) * 2 * l),
-            ("deep_b", w.deep_b.len(), 2 * l),
+            (
+                "deep_w",
+                w.deep_w.len(),
+                (m + 2 * n + e) * self.deep_width(),
+            ),
+            ("deep_b", w.deep_b.len(), self.deep_width()),
             ("out_w", w.out_w.len(), l * self.tgt_vocab),
             ("out_b", w.out_b.len(), self.tgt_vocab),
             ("encoder layers", w.encoder.len(), self.layers),
@@ -254,6 +320,8 @@ mod tests {
             output: 256,
             src_vocab: 8000,
             tgt_vocab: 8000,
+            bridge: Bridge::BackwardFirst,
+            deep_output: DeepOutput::Maxout,
         };
         let per_token = dims.step_flops(125, 16, 16) / (125.0 * 16.0);
         // the vocabulary projection alone: 3 · 2 · 256 · 8000

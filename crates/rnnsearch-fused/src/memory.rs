@@ -51,8 +51,11 @@ impl Layout {
             }
         }
         sizes.extend([
-            ("bridge_w".into(), n * m),
-            ("bridge_b".into(), m),
+            ("bridge_w".into(), dims.bridge_inputs() * m),
+            (
+                "bridge_b".into(),
+                if dims.bridge_inputs() > 0 { m } else { 0 },
+            ),
             ("key".into(), 2 * n * a),
             ("query".into(), m * a),
             ("energy".into(), a),
@@ -60,8 +63,8 @@ impl Layout {
         ]);
         gru(&mut sizes, "decoder", e + 2 * n, m);
         sizes.extend([
-            ("deep_w".into(), (m + 2 * n + e) * 2 * l),
-            ("deep_b".into(), 2 * l),
+            ("deep_w".into(), (m + 2 * n + e) * dims.deep_width()),
+            ("deep_b".into(), dims.deep_width()),
             ("out_b".into(), dims.tgt_vocab),
             ("out_w".into(), l * dims.tgt_vocab),
         ]);
@@ -139,6 +142,7 @@ impl Layout {
             deep_b: next(),
             out_b: next(),
             out_w: next(),
+            deep_output: self.dims.deep_output,
         }
     }
 

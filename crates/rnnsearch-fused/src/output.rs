@@ -1,8 +1,8 @@
 //! The deep output, the vocabulary projection and the label-smoothed cross-entropy, for all
 //! target positions of a batch at once:
 //!
-//! t_i = maxout(U_o s_i + C_o c_i + V_o E y_{i-1} + b_o), logits = W_o t_i + b,
-//! ℓ_i = lse(logits) − (1 − ε) logit_{y_i} − ε · mean_v(logit_v).
+//! t̃_i = U_o s_i + C_o c_i + V_o E y_{i-1} + b_o, t_i = maxout(t̃_i) or tanh(t̃_i),
+//! logits = W_o t_i + b, ℓ_i = lse(logits) − (1 − ε) logit_{y_i} − ε · mean_v(logit_v).
 //!
 //! Maxout pairs unit k with unit k + l, as `rnnsearch-model` does.
 
@@ -12,7 +12,7 @@ use crate::packed::{affine, affine_packed_by_column_blocks, PackedColumns, Packe
 
 use crate::linalg::{
     add_bias, add_column_sums, affine_by_column_blocks, exp, matmul, max, max_and_sum_exp,
-    simd_dispatch, sum, Layout,
+    simd_dispatch, sum, tanh, Layout,
 };
 
 /// What the backward pass needs.
@@ -20,8 +20,8 @@ pub struct OutputCache {
     /// [s_i; c_i; E y_{i-1}] per position, `[rows, m + 2n + E]`.
     features: Vec<f32>,
     d_features: usize,
-    /// Which half won the maxout, per unit: `[rows, l]`.
-    upper_won: Vec<bool>,
+    /// What the non-linearity's derivative needs.
+    activation: Activation,
     /// t_i after dropout, `[rows, l]`.
     t: Vec<f32>,
     /// Dropout mask on t_i (scaled), when dropout is on.
@@ -37,11 +37,20 @@ pub struct LossSums {
     pub nll: f64,
 }
 
+/// What the backward pass of t_i = f(t̃_i) needs.
+enum Activation {
+    /// Which half won the maxout, per unit: `[rows, l]`.
+    Maxout { upper_won: Vec<bool> },
+    /// t_i = tanh(t̃_i) before dropout, `[rows, l]`.
+    Tanh { t: Vec<f32> },
+}
+
 /// The deep output's and the projection's weights: U_o, C_o and V_o stacked as `deep_w`
-/// (`[m + 2n + E, 2l]`, rows in the order of the features) with `deep_b` (`[2l]`), and W_o
-/// (`out_w`, `[l, V]`) with `out_b` (`[V]`).
+/// (`[m + 2n + E, k·l]`, rows in the order of the features, k = `pool`: 2 for maxout, 1 for
+/// tanh) with `deep_b` (`[k·l]`), and W_o (`out_w`, `[l, V]`) with `out_b` (`[V]`).
 #[derive(Clone, Copy, Debug)]
 pub struct OutputWeights<'a> {
+    pub pool: usize,
     pub deep_w: &'a [f32],
     pub deep_b: &'a [f32],
     pub out_w: &'a [f32],
@@ -49,9 +58,9 @@ pub struct OutputWeights<'a> {
 }
 
 impl OutputWeights<'_> {
-    /// l, the maxout units after pooling.
+    /// l, the units of t_i (after pooling).
     pub fn units(&self) -> usize {
-        self.deep_b.len() / 2
+        self.deep_b.len() / self.pool
     }
 
     /// The width of the features, m + 2n + E.
@@ -74,18 +83,17 @@ pub fn forward(
     features: Vec<f32>,
     mask: Option<Vec<f32>>,
 ) -> (Vec<f32>, OutputCache) {
-    let (l, d_features) = (w.units(), w.d_features());
-    let (mut t, upper_won) = maxout(&features, d_features, w.deep_w, w.deep_b, l, None);
+    let (mut t, activation) = deep_output(w, &features, None);
     if let Some(mask) = &mask {
         t.iter_mut().zip(mask).for_each(|(t, m)| *t *= m);
     }
-    let logits = project(&t, w.out_w, w.out_b, l);
+    let logits = project(&t, w.out_w, w.out_b, w.units());
     (
         logits,
         OutputCache {
             features,
-            d_features,
-            upper_won,
+            d_features: w.d_features(),
+            activation,
             t,
             mask,
         },
@@ -105,23 +113,11 @@ pub fn logits_and_normalizers(
     logits: &mut Vec<f32>,
     log_normalizers: &mut Vec<f32>,
 ) {
-    let (l, d_features) = (w.units(), w.d_features());
-    let OutputWeights {
-        deep_w,
-        deep_b,
-        out_w,
-        out_b,
-    } = *w;
+    let l = w.units();
+    let OutputWeights { out_w, out_b, .. } = *w;
     // Logits per block: a block of all rows stays within a core's L2 (1 MiB here).
     const BLOCK_FLOATS: usize = 1 << 17;
-    let (t, _) = maxout(
-        features,
-        d_features,
-        deep_w,
-        deep_b,
-        l,
-        packed.map(|p| &p.deep),
-    );
+    let (t, _) = deep_output(w, features, packed.map(|p| &p.deep));
     let rows = t.len() / l;
     let vocab = out_b.len();
     logits.resize(rows * vocab, 0.0);
@@ -154,30 +150,31 @@ pub fn logits_and_normalizers(
     }));
 }
 
-/// t = maxout(features W + b) (`[rows, l]`) and, per unit, whether the upper half won; W
-/// packed as `packed` when given.
-fn maxout(
+/// t = f(features W + b) (`[rows, l]`), f being maxout or tanh, and what f's derivative
+/// needs; W packed as `packed` when given.
+fn deep_output(
+    w: &OutputWeights,
     features: &[f32],
-    d_features: usize,
-    deep_w: &[f32],
-    deep_b: &[f32],
-    l: usize,
     packed: Option<&PackedColumns>,
-) -> (Vec<f32>, Vec<bool>) {
+) -> (Vec<f32>, Activation) {
+    let (l, d_features, width) = (w.units(), w.d_features(), w.deep_b.len());
     let rows = features.len() / d_features;
-    let mut pre = vec![0.0; rows * 2 * l];
-    let bias = Some(deep_b);
+    let mut pre = vec![0.0; rows * width];
     affine(
         rows,
         d_features,
-        2 * l,
+        width,
         features,
-        deep_w,
+        w.deep_w,
         packed,
-        bias,
+        Some(w.deep_b),
         &mut pre,
         false,
     );
+    if w.pool == 1 {
+        pre.iter_mut().for_each(|v| *v = tanh(*v));
+        return (pre.clone(), Activation::Tanh { t: pre });
+    }
     let mut t = vec![0.0; rows * l];
     let mut upper_won = vec![false; rows * l];
     for r in 0..rows {
@@ -188,7 +185,7 @@ fn maxout(
             t[r * l + k] = if upper { p[l + k] } else { p[k] };
         }
     }
-    (t, upper_won)
+    (t, Activation::Maxout { upper_won })
 }
 
 /// logits = t W_o + b, `[rows, V]`.
@@ -292,19 +289,26 @@ pub fn backward(
     if let Some(mask) = &cache.mask {
         d_t.iter_mut().zip(mask).for_each(|(d, m)| *d *= m);
     }
-    let mut d_pre = vec![0.0; rows * 2 * l];
-    for r in 0..rows {
-        for k in 0..l {
-            let half = if cache.upper_won[r * l + k] { l } else { 0 };
-            d_pre[r * 2 * l + half + k] = d_t[r * l + k];
+    let width = w.deep_b.len();
+    let d_pre = match &cache.activation {
+        Activation::Tanh { t } => d_t.iter().zip(t).map(|(d, t)| d * (1.0 - t * t)).collect(),
+        Activation::Maxout { upper_won } => {
+            let mut d_pre = vec![0.0; rows * 2 * l];
+            for r in 0..rows {
+                for k in 0..l {
+                    let half = if upper_won[r * l + k] { l } else { 0 };
+                    d_pre[r * 2 * l + half + k] = d_t[r * l + k];
+                }
+            }
+            d_pre
         }
-    }
+    };
     let d = cache.d_features;
     matmul(
         Layout::TN,
         d,
         rows,
-        2 * l,
+        width,
         &cache.features,
         &d_pre,
         d_deep_w,
@@ -315,7 +319,7 @@ pub fn backward(
     matmul(
         Layout::NT,
         rows,
-        2 * l,
+        width,
         d,
         &d_pre,
         deep_w,
@@ -354,6 +358,7 @@ mod tests {
         for packed in [None, packed.as_ref()] {
             let (mut logits, mut lse) = (vec![f32::NAN; 7], vec![f32::NAN; 3]);
             let w = OutputWeights {
+                pool: 2,
                 deep_w: &deep_w,
                 deep_b: &deep_b,
                 out_w: &out_w,
@@ -361,7 +366,7 @@ mod tests {
             };
             logits_and_normalizers(&w, &features, packed, &mut logits, &mut lse);
 
-            let (t, _) = maxout(&features, d, &deep_w, &deep_b, l, None);
+            let (t, _) = deep_output(&w, &features, None);
             let want = project(&t, &out_w, &out_b, l);
             assert_eq!(logits.len(), want.len());
             assert!(logits.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));
@@ -375,71 +380,83 @@ mod tests {
         }
     }
 
-    /// ∂L/∂features and the four weight gradients of the deep output, the projection and the
-    /// smoothed loss, with dropout on t_i and a padded row. Each maxout pair is kept far apart
-    /// (biases ±3), so that no perturbation changes which half wins.
+    /// ∂L/∂features and the four weight gradients of the deep output (maxout and tanh), the
+    /// projection and the smoothed loss, with dropout on t_i and a padded row. Each maxout
+    /// pair is kept far apart (biases ±3), so that no perturbation changes which half wins.
     #[test]
     fn backward_matches_finite_differences() {
         use crate::gradcheck::{check, uniform};
-        let (rows, d, l, vocab) = (4, 6, 3, 5);
-        let mut features = uniform(rows * d, 1.0, 1);
-        let mut deep_w = uniform(d * 2 * l, 0.1, 2);
-        let mut deep_b: Vec<f32> = (0..2 * l)
-            .map(|k| if (k % l) % 2 == (k / l) { 3.0 } else { -3.0 })
-            .collect();
-        let mut out_w = uniform(l * vocab, 1.0, 3);
-        let mut out_b = uniform(vocab, 1.0, 4);
-        let mask = vec![2.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 2.0];
-        let (targets, row_weights) = ([1, 4, 0, 2], [0.25, 0.25, 0.0, 0.25]);
-        let loss = |f: &[f32], dw: &[f32], db: &[f32], ow: &[f32], ob: &[f32]| {
-            let w = OutputWeights {
-                deep_w: dw,
-                deep_b: db,
-                out_w: ow,
-                out_b: ob,
+        for pool in [2, 1] {
+            let name = |what: &str| format!("{what} (pool {pool})");
+            let (rows, d, l, vocab) = (4, 6, 3, 5);
+            let mut features = uniform(rows * d, 1.0, 1);
+            let mut deep_w = uniform(d * pool * l, 0.1, 2);
+            let mut deep_b: Vec<f32> = match pool {
+                2 => (0..2 * l)
+                    .map(|k| if (k % l) % 2 == (k / l) { 3.0 } else { -3.0 })
+                    .collect(),
+                _ => uniform(l, 0.5, 5),
             };
-            let (mut logits, cache) = forward(&w, f.to_vec(), Some(mask.clone()));
-            let sums = loss_and_gradient(&mut logits, &targets, &row_weights, 0.1);
-            (sums.objective, logits, cache)
-        };
-        let (_, d_logits, cache) = loss(&features, &deep_w, &deep_b, &out_w, &out_b);
-        let (mut g_dw, mut g_db) = (vec![0.0; d * 2 * l], vec![0.0; 2 * l]);
-        let (mut g_ow, mut g_ob) = (vec![0.0; l * vocab], vec![0.0; vocab]);
-        let w = OutputWeights {
-            deep_w: &deep_w,
-            deep_b: &deep_b,
-            out_w: &out_w,
-            out_b: &out_b,
-        };
-        let grads = OutputGrads {
-            deep_w: &mut g_dw,
-            deep_b: &mut g_db,
-            out_w: &mut g_ow,
-            out_b: &mut g_ob,
-        };
-        let d_features = backward(&w, &cache, &d_logits, grads);
+            let mut out_w = uniform(l * vocab, 1.0, 3);
+            let mut out_b = uniform(vocab, 1.0, 4);
+            let mask = vec![2.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 2.0];
+            let (targets, row_weights) = ([1, 4, 0, 2], [0.25, 0.25, 0.0, 0.25]);
+            let loss = |f: &[f32], dw: &[f32], db: &[f32], ow: &[f32], ob: &[f32]| {
+                let w = OutputWeights {
+                    pool,
+                    deep_w: dw,
+                    deep_b: db,
+                    out_w: ow,
+                    out_b: ob,
+                };
+                let (mut logits, cache) = forward(&w, f.to_vec(), Some(mask.clone()));
+                let sums = loss_and_gradient(&mut logits, &targets, &row_weights, 0.1);
+                (sums.objective, logits, cache)
+            };
+            let (_, d_logits, cache) = loss(&features, &deep_w, &deep_b, &out_w, &out_b);
+            let (mut g_dw, mut g_db) = (vec![0.0; d * pool * l], vec![0.0; pool * l]);
+            let (mut g_ow, mut g_ob) = (vec![0.0; l * vocab], vec![0.0; vocab]);
+            let w = OutputWeights {
+                pool,
+                deep_w: &deep_w,
+                deep_b: &deep_b,
+                out_w: &out_w,
+                out_b: &out_b,
+            };
+            let grads = OutputGrads {
+                deep_w: &mut g_dw,
+                deep_b: &mut g_db,
+                out_w: &mut g_ow,
+                out_b: &mut g_ob,
+            };
+            let d_features = backward(&w, &cache, &d_logits, grads);
 
-        let (f0, dw0, db0, ow0, ob0) = (
-            features.clone(),
-            deep_w.clone(),
-            deep_b.clone(),
-            out_w.clone(),
-            out_b.clone(),
-        );
-        check("output features", &mut features, &d_features, 24, |f| {
-            loss(f, &dw0, &db0, &ow0, &ob0).0
-        });
-        check("deep output W", &mut deep_w, &g_dw, 36, |v| {
-            loss(&f0, v, &db0, &ow0, &ob0).0
-        });
-        check("deep output b", &mut deep_b, &g_db, 6, |v| {
-            loss(&f0, &dw0, v, &ow0, &ob0).0
-        });
-        check("W_o", &mut out_w, &g_ow, 15, |v| {
-            loss(&f0, &dw0, &db0, v, &ob0).0
-        });
-        check("W_o bias", &mut out_b, &g_ob, 5, |v| {
-            loss(&f0, &dw0, &db0, &ow0, v).0
-        });
+            let (f0, dw0, db0, ow0, ob0) = (
+                features.clone(),
+                deep_w.clone(),
+                deep_b.clone(),
+                out_w.clone(),
+                out_b.clone(),
+            );
+            check(
+                &name("output features"),
+                &mut features,
+                &d_features,
+                24,
+                |f| loss(f, &dw0, &db0, &ow0, &ob0).0,
+            );
+            check(&name("deep output W"), &mut deep_w, &g_dw, 36, |v| {
+                loss(&f0, v, &db0, &ow0, &ob0).0
+            });
+            check(&name("deep output b"), &mut deep_b, &g_db, 6, |v| {
+                loss(&f0, &dw0, v, &ow0, &ob0).0
+            });
+            check(&name("W_o"), &mut out_w, &g_ow, 15, |v| {
+                loss(&f0, &dw0, &db0, v, &ob0).0
+            });
+            check(&name("W_o bias"), &mut out_b, &g_ob, 5, |v| {
+                loss(&f0, &dw0, &db0, &ow0, v).0
+            });
+        }
     }
 }

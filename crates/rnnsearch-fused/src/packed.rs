@@ -285,7 +285,7 @@ pub struct PackedDecoder {
     pub recurrent: PackedColumns,
     /// The c_i rows of the decoder GRU's W, `[2n, 3m]`.
     pub context: PackedColumns,
-    /// The deep output, `[m + 2n + E, 2l]`.
+    /// The deep output, `[m + 2n + E, k·l]`.
     pub deep: PackedColumns,
     /// W_o, `[l, V]`.
     pub out: PackedColumns,
@@ -310,7 +310,7 @@ impl PackedDecoder {
             input: PackedColumns::pack(&w[..e * 3 * m], e, 3 * m),
             recurrent: PackedColumns::pack(&recurrent, m, 3 * m + a),
             context: PackedColumns::pack(&w[e * 3 * m..], h2, 3 * m),
-            deep: PackedColumns::pack(weights.deep_w, m + h2 + e, 2 * l),
+            deep: PackedColumns::pack(weights.deep_w, m + h2 + e, dims.deep_width()),
             out: PackedColumns::pack(weights.out_w, l, dims.tgt_vocab),
         })
     }

@@ -15,7 +15,7 @@ use crate::encoder::{layer_backward, layer_forward, LayerCache};
 use crate::linalg::{add_bias, add_column_sums, matmul, tanh, Layout};
 use crate::output::{self, LossSums, OutputGrads};
 use crate::packed::{affine, PackedColumns};
-use crate::{Dims, Grads, Weights};
+use crate::{Bridge, Dims, Grads, Weights};
 
 /// A padded batch of token ids, rows padded at the end.
 #[derive(Clone, Copy, Debug)]
@@ -204,7 +204,7 @@ pub(crate) fn encode(
     let (annotations, layer_caches, layer_masks) =
         encoder_forward(weights, dims, x, lengths, masks);
     let keys = keys_forward(weights, dims, &annotations);
-    let bridge = bridge_forward(weights, dims, &annotations, lengths.len());
+    let bridge = bridge_forward(weights, dims, &annotations, lengths);
     EncoderForward {
         annotations,
         keys,
@@ -274,33 +274,54 @@ fn keys_forward(weights: &Weights, dims: &Dims, annotations: &[f32]) -> Vec<f32>
 
 /// The bridge's input and output.
 pub(crate) struct BridgeForward {
-    /// ←h_1 per sentence, `[batch, n]`.
-    backward_first: Vec<f32>,
-    /// s_0 = tanh(W_s ←h_1 + b_s), `[batch, m]`.
+    /// What W_s reads per sentence: ←h_1 (`[batch, n]`) or mean_j h_j (`[batch, 2n]`);
+    /// empty for the zero bridge.
+    summary: Vec<f32>,
+    /// s_0 = tanh(W_s summary + b_s), or 0, `[batch, m]`.
     pub initial_state: Vec<f32>,
 }
 
-/// s_0 = tanh(W_s ←h_1 + b_s).
+/// s_0 = tanh(W_s ←h_1 + b_s), tanh(W_s mean_j h_j + b_s) over the real positions, or 0.
 fn bridge_forward(
     weights: &Weights,
     dims: &Dims,
     annotations: &[f32],
-    batch: usize,
+    lengths: &[usize],
 ) -> BridgeForward {
-    let (n, m, h2) = (dims.hidden, dims.decoder_hidden, 2 * dims.hidden);
+    let (n, m, h2, batch) = (
+        dims.hidden,
+        dims.decoder_hidden,
+        2 * dims.hidden,
+        lengths.len(),
+    );
     let src_len = annotations.len() / (batch * h2).max(1);
-    let mut backward_first = vec![0.0; batch * n];
-    for b in 0..batch {
-        let from = b * src_len * h2 + n;
-        backward_first[b * n..(b + 1) * n].copy_from_slice(&annotations[from..from + n]);
-    }
     let mut initial_state = vec![0.0; batch * m];
+    let Some(d_in) = dims.bridge.inputs(n) else {
+        return BridgeForward {
+            summary: Vec::new(),
+            initial_state,
+        };
+    };
+    let mut summary = vec![0.0; batch * d_in];
+    for (b, row) in summary.chunks_exact_mut(d_in).enumerate() {
+        let sentence = &annotations[b * src_len * h2..(b + 1) * src_len * h2];
+        match dims.bridge {
+            Bridge::BackwardFirst => row.copy_from_slice(&sentence[n..h2]),
+            _ => {
+                for h in sentence.chunks_exact(h2).take(lengths[b]) {
+                    row.iter_mut().zip(h).for_each(|(s, v)| *s += v);
+                }
+                let scale = 1.0 / lengths[b].max(1) as f32;
+                row.iter_mut().for_each(|s| *s *= scale);
+            }
+        }
+    }
     matmul(
         Layout::NN,
         batch,
-        n,
+        d_in,
         m,
-        &backward_first,
+        &summary,
         weights.bridge_w,
         &mut initial_state,
         false,
@@ -308,7 +329,7 @@ fn bridge_forward(
     add_bias(&mut initial_state, weights.bridge_b);
     initial_state.iter_mut().for_each(|v| *v = tanh(*v));
     BridgeForward {
-        backward_first,
+        summary,
         initial_state,
     }
 }
@@ -424,6 +445,7 @@ pub fn train_step(
         dims,
         &enc.bridge,
         &dg.initial_state,
+        lengths,
         &mut d_annotations,
         grads,
     );
@@ -510,17 +532,25 @@ fn target_backward(
     }
 }
 
-/// Back through s_0 = tanh(W_s ←h_1 + b_s), given ∂L/∂s_0; adds ∂L/∂←h_1 to `d_annotations`.
+/// Back through the bridge, given ∂L/∂s_0; adds ∂L/∂h_j to `d_annotations`.
 fn bridge_backward(
     weights: &Weights,
     dims: &Dims,
     bridge: &BridgeForward,
     d_initial_state: &[f32],
+    lengths: &[usize],
     d_annotations: &mut [f32],
     grads: &mut Grads,
 ) {
-    let (n, m, h2) = (dims.hidden, dims.decoder_hidden, 2 * dims.hidden);
-    let batch = bridge.initial_state.len() / m;
+    let (n, m, h2, batch) = (
+        dims.hidden,
+        dims.decoder_hidden,
+        2 * dims.hidden,
+        lengths.len(),
+    );
+    let Some(d_in) = dims.bridge.inputs(n) else {
+        return;
+    };
     let src_len = d_annotations.len() / (batch * h2).max(1);
     let d_pre: Vec<f32> = d_initial_state
         .iter()
@@ -529,32 +559,40 @@ fn bridge_backward(
         .collect();
     matmul(
         Layout::TN,
-        n,
+        d_in,
         batch,
         m,
-        &bridge.backward_first,
+        &bridge.summary,
         &d_pre,
         grads.bridge_w,
         true,
     );
     add_column_sums(&d_pre, grads.bridge_b);
-    let mut d_backward_first = vec![0.0; batch * n];
+    let mut d_summary = vec![0.0; batch * d_in];
     matmul(
         Layout::NT,
         batch,
         m,
-        n,
+        d_in,
         &d_pre,
         weights.bridge_w,
-        &mut d_backward_first,
+        &mut d_summary,
         false,
     );
-    for b in 0..batch {
-        let to = b * src_len * h2 + n;
-        d_annotations[to..to + n]
-            .iter_mut()
-            .zip(&d_backward_first[b * n..(b + 1) * n])
-            .for_each(|(d, v)| *d += v);
+    for (b, d) in d_summary.chunks_exact(d_in).enumerate() {
+        let sentence = &mut d_annotations[b * src_len * h2..(b + 1) * src_len * h2];
+        let add = |to: &mut [f32], scale: f32| {
+            to.iter_mut().zip(d).for_each(|(t, v)| *t += scale * v);
+        };
+        match dims.bridge {
+            Bridge::BackwardFirst => add(&mut sentence[n..h2], 1.0),
+            _ => {
+                let scale = 1.0 / lengths[b].max(1) as f32;
+                for h in sentence.chunks_exact_mut(h2).take(lengths[b]) {
+                    add(h, scale);
+                }
+            }
+        }
     }
 }
 
@@ -652,50 +690,76 @@ mod tests {
         owned.values_mut(index)[range].copy_from_slice(&part);
     }
 
-    /// The bridge s_0 = tanh(W_s ←h_1 + b_s) and the keys U_a h_j, with L = Σ r ⊙ s_0 +
-    /// Σ r' ⊙ keys: ∂L/∂h_j, W_s, b_s and U_a.
+    /// Each bridge (s_0 = tanh(W_s ←h_1 + b_s), tanh(W_s mean_j h_j + b_s), 0) and the keys
+    /// U_a h_j, with L = Σ r ⊙ s_0 + Σ r' ⊙ keys: ∂L/∂h_j, W_s, b_s and U_a, over a batch
+    /// with a short sentence.
     #[test]
     fn bridge_and_keys_backward_match_finite_differences() {
-        let dims = small_dims(1);
-        let (batch, src_len, h2) = (2, 3, 8);
-        let mut owned = OwnedWeights::random(dims, 3);
-        let mut annotations = uniform(batch * src_len * h2, 1.0, 1);
-        let r_state = uniform(batch * dims.decoder_hidden, 1.0, 2);
-        let r_keys = uniform(batch * src_len * dims.attention, 1.0, 3);
-        let loss = |w: &Weights, h: &[f32]| {
-            let bridge = bridge_forward(w, &dims, h, batch);
-            weighted_sum(&r_state, &bridge.initial_state)
-                + weighted_sum(&r_keys, &keys_forward(w, &dims, h))
-        };
-        let layout = Layout::new(dims, false);
-        let mut flat = vec![0.0; layout.len()];
-        let mut grads = layout.grads(&mut flat);
-        let mut d_annotations = vec![0.0; annotations.len()];
-        let w = owned.weights();
-        let bridge = bridge_forward(&w, &dims, &annotations, batch);
-        bridge_backward(&w, &dims, &bridge, &r_state, &mut d_annotations, &mut grads);
-        keys_backward(
-            &w,
-            &dims,
-            &annotations,
-            &r_keys,
-            &mut d_annotations,
-            grads.key,
-        );
-        let h0 = annotations.clone();
-        check(
-            "bridge and keys: annotations",
-            &mut annotations,
-            &d_annotations,
-            24,
-            |h| loss(&w, h),
-        );
-        drop(w);
-        let n_m = dims.hidden * dims.decoder_hidden;
-        let l = |w: &Weights| loss(w, &h0);
-        check_weight("W_s", &mut owned, "bridge_w", 0..n_m, grads.bridge_w, l);
-        check_weight("b_s", &mut owned, "bridge_b", 0..5, grads.bridge_b, l);
-        check_weight("U_a", &mut owned, "key", 0..h2 * 3, grads.key, l);
+        for bridge_kind in [Bridge::BackwardFirst, Bridge::Mean, Bridge::Zero] {
+            let name = |what: &str| format!("{bridge_kind:?} bridge: {what}");
+            let dims = Dims {
+                bridge: bridge_kind,
+                ..small_dims(1)
+            };
+            let (lengths, src_len, h2) = ([3, 2], 3, 8);
+            let mut owned = OwnedWeights::random(dims, 3);
+            let mut annotations = uniform(lengths.len() * src_len * h2, 1.0, 1);
+            // padding positions hold zeros, as the encoder leaves them
+            annotations[(2 * src_len - 1) * h2..].fill(0.0);
+            let r_state = uniform(lengths.len() * dims.decoder_hidden, 1.0, 2);
+            let r_keys = uniform(lengths.len() * src_len * dims.attention, 1.0, 3);
+            let loss = |w: &Weights, h: &[f32]| {
+                let bridge = bridge_forward(w, &dims, h, &lengths);
+                weighted_sum(&r_state, &bridge.initial_state)
+                    + weighted_sum(&r_keys, &keys_forward(w, &dims, h))
+            };
+            let layout = Layout::new(dims, false);
+            let mut flat = vec![0.0; layout.len()];
+            let mut grads = layout.grads(&mut flat);
+            let mut d_annotations = vec![0.0; annotations.len()];
+            let w = owned.weights();
+            let bridge = bridge_forward(&w, &dims, &annotations, &lengths);
+            bridge_backward(
+                &w,
+                &dims,
+                &bridge,
+                &r_state,
+                &lengths,
+                &mut d_annotations,
+                &mut grads,
+            );
+            keys_backward(
+                &w,
+                &dims,
+                &annotations,
+                &r_keys,
+                &mut d_annotations,
+                grads.key,
+            );
+            let h0 = annotations.clone();
+            check(
+                &name("annotations"),
+                &mut annotations,
+                &d_annotations,
+                24,
+                |h| loss(&w, h),
+            );
+            drop(w);
+            let l = |w: &Weights| loss(w, &h0);
+            let w_s = 0..dims.bridge_inputs() * dims.decoder_hidden;
+            if !w_s.is_empty() {
+                check_weight(&name("W_s"), &mut owned, "bridge_w", w_s, grads.bridge_w, l);
+                check_weight(
+                    &name("b_s"),
+                    &mut owned,
+                    "bridge_b",
+                    0..5,
+                    grads.bridge_b,
+                    l,
+                );
+            }
+            check_weight(&name("U_a"), &mut owned, "key", 0..h2 * 3, grads.key, l);
+        }
     }
 
     /// The target embeddings and the embedding rows of the decoder's W, with

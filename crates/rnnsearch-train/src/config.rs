@@ -151,8 +151,8 @@ pub enum EngineChoice {
     Auto,
     /// burn's autodiff on the chosen backend (every model, every backend).
     Burn,
-    /// The hand-written CPU step of `rnnsearch-fused` (GRU, additive attention,
-    /// backward-first bridge, maxout; tied or untied output); an error for other models.
+    /// The hand-written CPU step of `rnnsearch-fused` (GRU, additive attention, every bridge,
+    /// maxout or tanh output, tied or untied); an error for other models.
     Fused,
 }
 
