@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use clap::ValueEnum;
 use rnnsearch_data::{Batch, Vocab};
-use rnnsearch_model::{ModelConfig, SearchConfig};
+use rnnsearch_model::{CellKind, ModelConfig, Scorer, SearchConfig};
 use rnnsearch_train::{Engine, Learner, Searcher, TrainConfig};
 
 use crate::backend::{BackendArgs, EngineArg};
@@ -21,6 +21,22 @@ pub enum Decode {
     Greedy,
     /// Batched beam search, K = 5.
     Beam5,
+}
+
+/// `--cell`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BenchCell {
+    Gru,
+    Lstm,
+}
+
+/// `--scorer`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BenchScorer {
+    Additive,
+    Dot,
+    General,
+    Cosine,
 }
 
 /// Arguments of `rnnsearch bench`.
@@ -37,6 +53,15 @@ pub struct BenchArgs {
     /// Encoder units per direction and decoder state size
     #[arg(long, value_name = "N", default_value_t = 256)]
     hidden: usize,
+    /// Decoder state size [default: --hidden] (the dot scorer needs twice --hidden)
+    #[arg(long, value_name = "N")]
+    decoder_hidden: Option<usize>,
+    /// Recurrent unit of the encoder and the decoder (as torch_ref's --cell)
+    #[arg(long, value_enum, default_value_t = BenchCell::Gru)]
+    cell: BenchCell,
+    /// Alignment model (the config key model.scorer)
+    #[arg(long, value_enum, default_value_t = BenchScorer::Additive)]
+    scorer: BenchScorer,
     /// Attention size
     #[arg(long, value_name = "N", default_value_t = 256)]
     att: usize,
@@ -103,14 +128,25 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     let device = args.backend.device()?;
     let config = ModelConfig {
+        cell: match args.cell {
+            BenchCell::Gru => CellKind::Gru,
+            BenchCell::Lstm => CellKind::Lstm,
+        },
+        scorer: match args.scorer {
+            BenchScorer::Additive => Scorer::Additive,
+            BenchScorer::Dot => Scorer::Dot,
+            BenchScorer::General => Scorer::General,
+            BenchScorer::Cosine => Scorer::Cosine,
+        },
         embedding: args.emb,
         hidden: args.hidden,
-        decoder_hidden: args.hidden,
+        decoder_hidden: args.decoder_hidden.unwrap_or(args.hidden),
         attention: args.att,
         output: args.maxout.unwrap_or(args.emb),
         dropout: 0.0,
         ..ModelConfig::default()
     };
+    config.validate().map_err(anyhow::Error::msg)?;
     let batch = args.batch_tokens / args.tgt_len;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     match args.decode {

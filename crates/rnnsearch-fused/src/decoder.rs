@@ -1,14 +1,44 @@
 //! The decoder's recurrence and its backward pass through time.
 //!
-//! At step i: [U s_{i-1} + c | W_a s_{i-1}] in one matmul; c_i and α_i from the alignment
-//! model; s_i = GRU(s_{i-1}, [E y_{i-1}; c_i]), where the E y_{i-1} part (`input_terms`) was
-//! computed for all positions before the loop. Buffers are time-major, `[tgt_len, batch, ·]`.
+//! At step i: [U s_{i-1} + c | W_a s_{i-1}] in one matmul (W_a only for the additive scorer);
+//! c_i and α_i from the alignment model, whose query is W_a s_{i-1}, s_{i-1} (dot, general) or
+//! τ s_{i-1}/|s_{i-1}| (cosine); s_i = GRU(s_{i-1}, [E y_{i-1}; c_i]), where the E y_{i-1} part
+//! (`input_terms`) was computed for all positions before the loop. Buffers are time-major,
+//! `[tgt_len, batch, ·]`.
 
-use crate::attention::{self, Attended, AttentionGrads, Memory, Query, Saved, Shape};
+use crate::attention::{
+    self, normalize_rows, normalize_rows_backward, Attended, AttentionGrads, Energy, Memory, Query,
+    Saved, Shape,
+};
 use crate::gru::{self, StepCache};
 use crate::linalg::{add_column_sums, matmul, Layout};
 use crate::packed::{affine, fuse_recurrent, PackedDecoder};
-use crate::{Dims, GruGrads, Weights};
+use crate::{Dims, GruGrads, Scorer, Weights};
+
+/// The alignment model's energy function for `weights`.
+fn energy<'w>(weights: &Weights<'w>, dims: &Dims) -> Energy<'w> {
+    match dims.scorer {
+        Scorer::Additive => Energy::Additive { v: weights.energy },
+        _ => Energy::Dot,
+    }
+}
+
+/// τ of the cosine scorer: exp(log τ) when learned, else the fixed value.
+fn temperature(weights: &Weights, dims: &Dims) -> f32 {
+    match dims.scorer {
+        Scorer::Cosine { learned: true } => weights.log_temperature[0].exp(),
+        _ => weights.fixed_temperature,
+    }
+}
+
+/// The cosine scorer's queries τ ŝ, ŝ = s / max(|s|, ε), for states `s` (rows of `m`): the
+/// queries, ŝ and the divisors.
+fn cosine_queries(s: &[f32], m: usize, tau: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut unit = s.to_vec();
+    let norms = normalize_rows(&mut unit, m);
+    let queries = unit.iter().map(|v| tau * v).collect();
+    (queries, unit, norms)
+}
 
 /// The recurrence, kept for the backward pass.
 pub struct DecoderCache {
@@ -47,6 +77,8 @@ pub struct StepOut<'a> {
 /// One step of the recurrence at a time, with its buffers: [U s_{i-1} + c | W_a s_{i-1}] in one
 /// product, the alignment model, then the GRU.
 pub struct Stepper {
+    scorer: Scorer,
+    temperature: f32,
     /// [U | W_a], `[m, 3m + a]`, and its bias [c | 0].
     fused: Vec<f32>,
     fused_bias: Vec<f32>,
@@ -61,18 +93,20 @@ pub struct Stepper {
 impl Stepper {
     /// A stepper for `batch` rows over `src_len` source positions.
     pub fn new(weights: &Weights, dims: &Dims, batch: usize, src_len: usize) -> Self {
-        let (m, a) = (dims.decoder_hidden, dims.attention);
+        let (m, a) = (dims.decoder_hidden, dims.query_width());
         let width = 3 * m + a;
         let mut fused_bias = weights.decoder.c.to_vec();
         fused_bias.resize(width, 0.0);
         Self {
+            scorer: dims.scorer,
+            temperature: temperature(weights, dims),
             fused: fuse_recurrent(weights.decoder.u, weights.query, m, a),
             fused_bias,
             shape: Shape {
                 batch,
                 src_len,
                 d_annotation: 2 * dims.hidden,
-                d_attention: a,
+                d_attention: dims.key_width(),
             },
             m,
             e: dims.embedding,
@@ -125,16 +159,34 @@ impl Stepper {
             shape: self.shape,
             ..*memory
         };
-        let query = Query {
-            values: &self.projected,
-            stride: width,
+        let cosine;
+        let query = match self.scorer {
+            Scorer::Additive => Query {
+                values: &self.projected,
+                stride: width,
+            },
+            Scorer::Dot | Scorer::General => Query {
+                values: s,
+                stride: m,
+            },
+            Scorer::Cosine { .. } => {
+                cosine = cosine_queries(s, m, self.temperature).0;
+                Query {
+                    values: &cosine,
+                    stride: m,
+                }
+            }
         };
         let attended = Attended {
             hidden,
             alignment,
             context: &mut *context,
         };
-        attention::forward(&memory, query, weights.energy, attended);
+        let energy = match self.scorer {
+            Scorer::Additive => Energy::Additive { v: weights.energy },
+            _ => Energy::Dot,
+        };
+        attention::forward(&memory, query, energy, attended);
         self.input.copy_from_slice(input_terms);
         affine(
             batch,
@@ -165,7 +217,7 @@ pub fn forward(
     input_terms: &[f32],
 ) -> DecoderCache {
     let (batch, src_len) = (memory.shape.batch, memory.shape.src_len);
-    let (m, h2, a) = (dims.decoder_hidden, 2 * dims.hidden, dims.attention);
+    let (m, h2, a) = (dims.decoder_hidden, 2 * dims.hidden, dims.query_width());
     let tgt_len = input_terms.len() / (batch * 3 * m).max(1);
     let mut stepper = Stepper::new(weights, dims, batch, src_len);
     let mut states = vec![0.0; (tgt_len + 1) * batch * m];
@@ -210,14 +262,15 @@ pub struct DecoderOutputGrads<'a> {
     pub d_contexts: &'a [f32],
 }
 
-/// Where the recurrence's backward pass accumulates: ∂L/∂h_j and ∂L/∂(U_a h_j)
-/// (`[batch, src_len, ·]`), the decoder GRU's U, c and context rows of W, W_a and v_a.
+/// Where the recurrence's backward pass accumulates: ∂L/∂h_j and ∂L/∂k_j
+/// (`[batch, src_len, ·]`), the decoder GRU's U, c and context rows of W, W_a, v_a and log τ.
 pub struct DecoderWeightGrads<'a> {
     pub d_annotations: &'a mut [f32],
     pub d_keys: &'a mut [f32],
     pub gru: GruGrads<'a>,
     pub query: &'a mut [f32],
     pub energy: &'a mut [f32],
+    pub log_temperature: &'a mut [f32],
 }
 
 /// Back-propagates through the recurrence, last step first.
@@ -239,14 +292,18 @@ pub fn backward(
         gru: grads,
         query: d_query,
         energy: d_energy,
+        log_temperature: d_log_temperature,
     } = grads;
     let (batch, src_len) = (memory.shape.batch, memory.shape.src_len);
     let (m, a, h2, e) = (
         dims.decoder_hidden,
-        dims.attention,
+        dims.query_width(),
         2 * dims.hidden,
         dims.embedding,
     );
+    let tau = temperature(weights, dims);
+    let mut d_tau = 0.0f64;
+    let mut d_q = vec![0.0; if a == 0 { batch * m } else { 0 }];
     let tgt_len = cache.steps.len();
     let width = 3 * m + a;
     let context_weight = &weights.decoder.w[e * 3 * m..];
@@ -279,18 +336,57 @@ pub fn backward(
             &mut d_context,
             true,
         );
+        // the query of step i, as the forward pass made it
+        let s_prev = &cache.states[i * batch * m..(i + 1) * batch * m];
+        let cosine =
+            matches!(dims.scorer, Scorer::Cosine { .. }).then(|| cosine_queries(s_prev, m, tau));
+        let query = match (&cosine, dims.scorer) {
+            (_, Scorer::Additive) => Query {
+                values: &[],
+                stride: 1,
+            },
+            (Some((queries, _, _)), _) => Query {
+                values: queries,
+                stride: m,
+            },
+            (None, _) => Query {
+                values: s_prev,
+                stride: m,
+            },
+        };
         let saved = Saved {
             hidden: &cache.hidden[i * batch * src_len * a..(i + 1) * batch * src_len * a],
             alignment: &cache.alignment[i * batch * src_len..(i + 1) * batch * src_len],
+            query,
+        };
+        let (d_query_rows, query_stride) = if a > 0 {
+            (&mut *d_proj, width)
+        } else {
+            (d_q.as_mut_slice(), m)
         };
         let step_grads = AttentionGrads {
             d_annotations: &mut *d_annotations,
             d_keys: &mut *d_keys,
-            d_query: &mut *d_proj,
-            query_stride: width,
+            d_query: d_query_rows,
+            query_stride,
             d_energy: &mut d_energy_rows,
         };
-        attention::backward(memory, weights.energy, saved, &d_context, step_grads);
+        attention::backward(memory, energy(weights, dims), saved, &d_context, step_grads);
+        match &cosine {
+            // q = τ ŝ: ∂τ = Σ ŝ · ∂q, ∂ŝ = τ ∂q, then back through the normalisation
+            Some((_, unit, norms)) => {
+                d_tau += unit
+                    .iter()
+                    .zip(&d_q)
+                    .map(|(u, d)| (u * d) as f64)
+                    .sum::<f64>();
+                let d_unit: Vec<f32> = d_q.iter().map(|d| tau * d).collect();
+                let d_s = normalize_rows_backward(unit, norms, &d_unit, m);
+                ds.iter_mut().zip(&d_s).for_each(|(d, g)| *d += g);
+            }
+            None if a == 0 => ds.iter_mut().zip(&d_q).for_each(|(d, g)| *d += g),
+            None => {}
+        }
         // ∂L/∂s_{i-1} = z ⊙ ds + [∂U s | ∂W_a s] [U | W_a]ᵀ
         matmul(
             Layout::NT,
@@ -346,6 +442,10 @@ pub fn backward(
         true,
     );
     add_column_sums(&d_energy_rows, d_energy);
+    if let [d_log_tau] = d_log_temperature {
+        // τ = exp(log τ)
+        *d_log_tau += (d_tau * tau as f64) as f32;
+    }
     DecoderGrads {
         initial_state: ds,
         input_terms: d_inputs,
@@ -357,12 +457,31 @@ mod tests {
     use super::*;
     use crate::gradcheck::{check, small_dims, uniform, weighted_sum, OwnedWeights};
 
-    /// The recurrence's gradients (s_0, the input terms, h_j, U_a h_j, U, c, the context rows
-    /// of W, W_a, v_a) with L = Σ r ⊙ s_i + Σ r' ⊙ c_i over three steps.
+    /// The recurrence's gradients (s_0, the input terms, h_j, the keys, U, c, the context rows
+    /// of W, and W_a and v_a or log τ) with L = Σ r ⊙ s_i + Σ r' ⊙ c_i over three steps, for
+    /// every scorer.
     #[test]
     fn backward_matches_finite_differences() {
-        let dims = small_dims(1);
-        let (m, h2, a, e) = (5, 8, 3, 3);
+        for scorer in [
+            Scorer::Additive,
+            Scorer::General,
+            Scorer::Cosine { learned: true },
+            Scorer::Dot,
+        ] {
+            recurrence_matches_finite_differences(scorer);
+        }
+    }
+
+    fn recurrence_matches_finite_differences(scorer: Scorer) {
+        let name = |what: &str| format!("decoder ({scorer:?}) {what}");
+        // dot needs m = 2n
+        let dims = Dims {
+            scorer,
+            decoder_hidden: if scorer == Scorer::Dot { 8 } else { 5 },
+            ..small_dims(1)
+        };
+        let (m, h2, e) = (dims.decoder_hidden, 8, 3);
+        let (a, k) = (dims.query_width(), dims.key_width());
         let (batch, src_len, tgt_len) = (2, 4, 3);
         let lengths = [4, 2];
         let mut owned = OwnedWeights::random(dims, 7);
@@ -372,7 +491,7 @@ mod tests {
                 row.fill(0.0);
             }
         }
-        let mut keys = uniform(batch * src_len * a, 1.0, 2);
+        let mut keys = uniform(batch * src_len * k, 1.0, 2);
         let mut initial = uniform(batch * m, 1.0, 3);
         let mut input_terms = uniform(tgt_len * batch * 3 * m, 1.0, 4);
         let r_states = uniform(tgt_len * batch * m, 1.0, 5);
@@ -381,7 +500,7 @@ mod tests {
             batch,
             src_len,
             d_annotation: h2,
-            d_attention: a,
+            d_attention: k,
         };
         let run = |w: &Weights, h: &[f32], k: &[f32], s0: &[f32], x: &[f32]| {
             let memory = Memory {
@@ -408,6 +527,7 @@ mod tests {
         let mut gru_flat = vec![0.0; GruGrads::len(e + h2, m)];
         let mut gru = GruGrads::split(&mut gru_flat, e + h2, m);
         let (mut d_query, mut d_energy) = (vec![0.0; m * a], vec![0.0; a]);
+        let mut d_log_temperature = vec![0.0; dims.temperatures()];
         let d_out = DecoderOutputGrads {
             d_states: &r_states,
             d_contexts: &r_contexts,
@@ -418,6 +538,7 @@ mod tests {
             gru: gru.reborrow(),
             query: &mut d_query,
             energy: &mut d_energy,
+            log_temperature: &mut d_log_temperature,
         };
         let dg = backward(&weights, &dims, &cache, &memory, d_out, grads);
         drop(weights);
@@ -429,44 +550,53 @@ mod tests {
             input_terms.clone(),
         );
         let w = owned.weights();
-        check("decoder s_0", &mut initial, &dg.initial_state, 10, |s| {
+        check(&name("s_0"), &mut initial, &dg.initial_state, 10, |s| {
             run(&w, &h0, &k0, s, &x0)
         });
         check(
-            "decoder input terms",
+            &name("input terms"),
             &mut input_terms,
             &dg.input_terms,
             30,
             |x| run(&w, &h0, &k0, &s0, x),
         );
         check(
-            "decoder annotations",
+            &name("annotations"),
             &mut annotations,
             &d_annotations,
             30,
             |h| run(&w, h, &k0, &s0, &x0),
         );
-        check("decoder keys", &mut keys, &d_keys, 24, |k| {
+        check(&name("keys"), &mut keys, &d_keys, 24, |k| {
             run(&w, &h0, k, &s0, &x0)
         });
         drop(w);
         // (the weight's name in the layout, the part checked, the gradient of that part)
         let context_rows = e * 3 * m..(e + h2) * 3 * m;
         let weight_checks = [
-            ("decoder U", "decoder.u", 0..m * 3 * m, gru.u.to_vec()),
-            ("decoder c", "decoder.c", 0..3 * m, gru.c.to_vec()),
+            ("U", "decoder.u", 0..m * 3 * m, gru.u.to_vec()),
+            ("c", "decoder.c", 0..3 * m, gru.c.to_vec()),
             (
-                "decoder W (context rows)",
+                "W (context rows)",
                 "decoder.w",
                 context_rows.clone(),
                 gru.w[context_rows].to_vec(),
             ),
             ("W_a", "query", 0..m * a, d_query),
             ("v_a", "energy", 0..a, d_energy),
+            (
+                "log τ",
+                "log_temperature",
+                0..dims.temperatures(),
+                d_log_temperature,
+            ),
         ];
-        for (name, index, range, analytic) in weight_checks {
+        for (what, index, range, analytic) in weight_checks {
+            if range.is_empty() {
+                continue;
+            }
             let mut part = owned.values_mut(index)[range.clone()].to_vec();
-            check(name, &mut part, &analytic, 24, |v| {
+            check(&name(what), &mut part, &analytic, 24, |v| {
                 owned.values_mut(index)[range.clone()].copy_from_slice(v);
                 let loss = run(&owned.weights(), &h0, &k0, &s0, &x0);
                 loss

@@ -26,7 +26,7 @@ pub struct Decoding {
     lengths: Vec<usize>,
     /// h_j per row, `[rows, src_len, 2n]`.
     annotations: Vec<f32>,
-    /// U_a h_j per row, `[rows, src_len, a]`.
+    /// The keys per row, `[rows, src_len, k]`.
     keys: Vec<f32>,
     /// s_{i-1} per row, `[rows, m]`.
     states: Vec<f32>,
@@ -69,7 +69,12 @@ impl Decoding {
         let src_len = source.len() / batch.max(1);
         let encoded = encode(weights, dims, source, lengths, &mut Masks::new(0.0, 0));
         let rows = batch * copies;
-        let (m, a, h2) = (dims.decoder_hidden, dims.attention, 2 * dims.hidden);
+        let (m, a, k, h2) = (
+            dims.decoder_hidden,
+            dims.query_width(),
+            dims.key_width(),
+            2 * dims.hidden,
+        );
         Self {
             dims: *dims,
             rows,
@@ -79,7 +84,7 @@ impl Decoding {
                 .flat_map(|&l| std::iter::repeat_n(l, copies))
                 .collect(),
             annotations: repeat_rows(&encoded.annotations, src_len * h2, copies),
-            keys: repeat_rows(&encoded.keys, src_len * a, copies),
+            keys: repeat_rows(&encoded.keys.values, src_len * k, copies),
             states: repeat_rows(&encoded.bridge.initial_state, m, copies),
             stepper: Stepper::new(weights, dims, rows, src_len),
             hidden: vec![0.0; rows * src_len * a],
@@ -124,7 +129,7 @@ impl Decoding {
                 batch: rows,
                 src_len: self.src_len,
                 d_annotation: h2,
-                d_attention: self.dims.attention,
+                d_attention: self.dims.key_width(),
             },
             annotations: &self.annotations,
             keys: &self.keys,
@@ -155,11 +160,11 @@ impl Decoding {
     /// Keeps only `rows`, in that order: row r becomes old row `rows[r]` (sentences that are
     /// done leave the batch, so later steps cost less).
     pub fn retain(&mut self, rows: &[usize]) {
-        let Dims {
-            decoder_hidden: m,
-            attention: a,
-            ..
-        } = self.dims;
+        let (m, a, k) = (
+            self.dims.decoder_hidden,
+            self.dims.query_width(),
+            self.dims.key_width(),
+        );
         let (s, h2) = (self.src_len, 2 * self.dims.hidden);
         let gather = |x: &[f32], width: usize| -> Vec<f32> {
             let mut out = Vec::with_capacity(rows.len() * width);
@@ -170,7 +175,7 @@ impl Decoding {
         };
         self.states = gather(&self.states, m);
         self.annotations = gather(&self.annotations, s * h2);
-        self.keys = gather(&self.keys, s * a);
+        self.keys = gather(&self.keys, s * k);
         self.lengths = rows.iter().map(|&r| self.lengths[r]).collect();
         self.rows = rows.len();
         self.hidden.truncate(self.rows * s * a);

@@ -60,6 +60,19 @@ impl Bridge {
     }
 }
 
+/// How the alignment model scores s_{i-1} against h_j.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scorer {
+    /// e_ij = v_aᵀ tanh(W_a s_{i-1} + U_a h_j), the paper's alignment model.
+    Additive,
+    /// e_ij = s_{i-1} · h_j (m = 2n).
+    Dot,
+    /// e_ij = s_{i-1}ᵀ W h_j.
+    General,
+    /// e_ij = τ cos(s_{i-1}, W h_j), τ = exp(log τ) learned, or fixed.
+    Cosine { learned: bool },
+}
+
 /// The deep output's non-linearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeepOutput {
@@ -90,20 +103,52 @@ pub struct Dims {
     pub layers: usize,
     /// Decoder state size m.
     pub decoder_hidden: usize,
-    /// Alignment model size a.
+    /// Alignment model size a (the additive scorer's; 0 for the others).
     pub attention: usize,
     /// Units of t_i, l (after pooling, with maxout).
     pub output: usize,
     pub src_vocab: usize,
     pub tgt_vocab: usize,
+    pub scorer: Scorer,
     pub bridge: Bridge,
     pub deep_output: DeepOutput,
 }
 
 impl Dims {
+    /// The width k of the keys and queries the energies compare: a (additive), 2n (dot), m
+    /// (general, cosine).
+    pub fn key_width(&self) -> usize {
+        match self.scorer {
+            Scorer::Additive => self.attention,
+            Scorer::Dot => 2 * self.hidden,
+            Scorer::General | Scorer::Cosine { .. } => self.decoder_hidden,
+        }
+    }
+
+    /// Values in the key weights (U_a or W, `[2n, k]`; none for dot).
+    pub fn key_weights(&self) -> usize {
+        match self.scorer {
+            Scorer::Dot => 0,
+            _ => 2 * self.hidden * self.key_width(),
+        }
+    }
+
+    /// The columns of W_a s_{i-1} in the decoder's fused [U s | W_a s] product (a, or 0).
+    pub fn query_width(&self) -> usize {
+        match self.scorer {
+            Scorer::Additive => self.attention,
+            _ => 0,
+        }
+    }
+
     /// Pre-activations of the deep output, k·l.
     pub fn deep_width(&self) -> usize {
         self.deep_output.pool() * self.output
+    }
+
+    /// Learned temperatures: 1 (cosine with a learned τ) or 0.
+    pub fn temperatures(&self) -> usize {
+        usize::from(self.scorer == Scorer::Cosine { learned: true })
     }
 
     /// Values in W_s, `[n or 2n, m]` (0 without one).
@@ -173,6 +218,10 @@ pub struct Weights<'a> {
     pub query: &'a [f32],
     /// v_a `[a]`.
     pub energy: &'a [f32],
+    /// log τ, `[1]` (cosine with a learned temperature; else empty).
+    pub log_temperature: &'a [f32],
+    /// τ for cosine with a fixed temperature.
+    pub fixed_temperature: f32,
     /// `[V_tgt, E]`.
     pub tgt_embedding: &'a [f32],
     /// The decoder GRU; its W is `[E + 2n, 3m]`, rows for E y_{i-1} first, then c_i.
@@ -211,6 +260,7 @@ pub struct Grads<'a> {
     pub key: &'a mut [f32],
     pub query: &'a mut [f32],
     pub energy: &'a mut [f32],
+    pub log_temperature: &'a mut [f32],
     pub tgt_embedding: &'a mut [f32],
     pub decoder: GruGrads<'a>,
     pub deep_w: &'a mut [f32],
@@ -243,12 +293,15 @@ impl Dims {
             // two directions: inputs for all positions, then the recurrence step by step
             forward += 2.0 * (product(b * s, d_in, 3.0 * n) + product(b * s, n, 3.0 * n));
         }
-        forward += product(b * s, 2.0 * n, a) // keys U_a h_j
+        let k = self.key_width() as f64;
+        let _ = a;
+        forward += product(b * s, 2.0 * n, self.key_weights() as f64 / (2.0 * n)) // keys
             + product(b, self.bridge_inputs() as f64, m) // bridge
             + product(b * t, e, 3.0 * m) // decoder input, E y side
-            + product(b * t, m, 3.0 * m + a) // [U | W_a] s_{i-1}
+            + product(b * t, m, 3.0 * m + self.query_width() as f64) // [U | W_a] s_{i-1}
             + product(b * t, 2.0 * n, 3.0 * m) // decoder input, c_i side
-            + 2.0 * product(b * t, s, 2.0 * n) // energies and c_i = Σ α h
+            + product(b * t, s, k) // energies
+            + product(b * t, s, 2.0 * n) // c_i = Σ α h
             + product(b * t, m + 2.0 * n + e, self.deep_width() as f64) // deep output
             + product(b * t, l, v); // vocabulary projection
         3.0 * forward
@@ -256,11 +309,10 @@ impl Dims {
 
     /// Checks that `weights` have the sizes these dimensions imply, naming the first that does not.
     pub fn check(&self, w: &Weights) -> Result<(), String> {
-        let (e, n, m, a, l) = (
+        let (e, n, m, l) = (
             self.embedding,
             self.hidden,
             self.decoder_hidden,
-            self.attention,
             self.output,
         );
         let mut sizes: Vec<(&str, usize, usize)> = vec![
@@ -271,9 +323,14 @@ impl Dims {
                 w.bridge_b.len(),
                 if self.bridge_inputs() > 0 { m } else { 0 },
             ),
-            ("key", w.key.len(), 2 * n * a),
-            ("query", w.query.len(), m * a),
-            ("energy", w.energy.len(), a),
+            ("key", w.key.len(), self.key_weights()),
+            ("query", w.query.len(), m * self.query_width()),
+            ("energy", w.energy.len(), self.query_width()),
+            (
+                "log_temperature",
+                w.log_temperature.len(),
+                self.temperatures(),
+            ),
             ("tgt_embedding", w.tgt_embedding.len(), self.tgt_vocab * e),
             ("decoder.w", w.decoder.w.len(), (e + 2 * n) * 3 * m),
             ("decoder.b", w.decoder.b.len(), 3 * m),
@@ -320,6 +377,7 @@ mod tests {
             output: 256,
             src_vocab: 8000,
             tgt_vocab: 8000,
+            scorer: Scorer::Additive,
             bridge: Bridge::BackwardFirst,
             deep_output: DeepOutput::Maxout,
         };

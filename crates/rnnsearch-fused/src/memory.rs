@@ -16,6 +16,8 @@ pub struct Layout {
     pub dims: Dims,
     /// W_o = Eᵀ.
     pub tied: bool,
+    /// τ of the cosine scorer with a fixed temperature (a setting, not a weight).
+    pub fixed_temperature: f32,
     slots: Vec<(String, Range<usize>)>,
 }
 
@@ -26,11 +28,10 @@ impl Layout {
             !tied || dims.output == dims.embedding,
             "tied embeddings need the deep output's width to be the embedding's"
         );
-        let (e, n, m, a, l) = (
+        let (e, n, m, l) = (
             dims.embedding,
             dims.hidden,
             dims.decoder_hidden,
-            dims.attention,
             dims.output,
         );
         let mut sizes: Vec<(String, usize)> = vec![("src_embedding".into(), dims.src_vocab * e)];
@@ -56,9 +57,10 @@ impl Layout {
                 "bridge_b".into(),
                 if dims.bridge_inputs() > 0 { m } else { 0 },
             ),
-            ("key".into(), 2 * n * a),
-            ("query".into(), m * a),
-            ("energy".into(), a),
+            ("key".into(), dims.key_weights()),
+            ("query".into(), m * dims.query_width()),
+            ("energy".into(), dims.query_width()),
+            ("log_temperature".into(), dims.temperatures()),
             ("tgt_embedding".into(), dims.tgt_vocab * e),
         ]);
         gru(&mut sizes, "decoder", e + 2 * n, m);
@@ -76,7 +78,12 @@ impl Layout {
                 (name, offset - len..offset)
             })
             .collect();
-        Self { dims, tied, slots }
+        Self {
+            dims,
+            tied,
+            fixed_temperature: 1.0,
+            slots,
+        }
     }
 
     /// Values in a buffer of this layout.
@@ -136,6 +143,8 @@ impl Layout {
             key: next(),
             query: next(),
             energy: next(),
+            log_temperature: next(),
+            fixed_temperature: self.fixed_temperature,
             tgt_embedding: next(),
             decoder: gru(&mut next),
             deep_w: next(),
@@ -175,6 +184,7 @@ impl Layout {
             key: next(),
             query: next(),
             energy: next(),
+            log_temperature: next(),
             tgt_embedding: next(),
             decoder: gru(&mut next),
             deep_w: next(),

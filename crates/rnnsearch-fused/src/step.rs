@@ -9,13 +9,14 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::attention::{normalize_rows, normalize_rows_backward};
 use crate::attention::{Memory, Shape};
 use crate::decoder::{self, DecoderOutputGrads, DecoderWeightGrads};
 use crate::encoder::{layer_backward, layer_forward, LayerCache};
 use crate::linalg::{add_bias, add_column_sums, matmul, tanh, Layout};
 use crate::output::{self, LossSums, OutputGrads};
 use crate::packed::{affine, PackedColumns};
-use crate::{Bridge, Dims, Grads, Weights};
+use crate::{Bridge, Dims, Grads, Scorer, Weights};
 
 /// A padded batch of token ids, rows padded at the end.
 #[derive(Clone, Copy, Debug)]
@@ -156,8 +157,8 @@ pub(crate) fn output_features(
 pub(crate) struct EncoderForward {
     /// h_j, `[batch, src_len, 2n]`, zero at padding.
     pub annotations: Vec<f32>,
-    /// U_a h_j, `[batch, src_len, a]`.
-    pub keys: Vec<f32>,
+    /// The keys k_j the energies compare against, `[batch, src_len, k]` ([`Keys`]).
+    pub keys: Keys,
     /// s_0 and what the bridge's backward pass needs.
     pub bridge: BridgeForward,
     /// The dropout mask on the source embeddings.
@@ -176,10 +177,10 @@ impl EncoderForward {
                 batch,
                 src_len: self.annotations.len() / (batch * 2 * dims.hidden).max(1),
                 d_annotation: 2 * dims.hidden,
-                d_attention: dims.attention,
+                d_attention: dims.key_width(),
             },
             annotations: &self.annotations,
-            keys: &self.keys,
+            keys: &self.keys.values,
             lengths,
         }
     }
@@ -254,22 +255,39 @@ fn zero_padding(x: &mut [f32], lengths: &[usize], src_len: usize, width: usize) 
     }
 }
 
-/// The keys U_a h_j, `[batch, src_len, a]`, computed once per batch.
-fn keys_forward(weights: &Weights, dims: &Dims, annotations: &[f32]) -> Vec<f32> {
-    let (h2, a) = (2 * dims.hidden, dims.attention);
+/// The keys k_j, `[batch, src_len, k]`, computed once per batch: U_a h_j (additive), h_j (dot),
+/// W h_j (general), W h_j / max(|W h_j|, ε) (cosine, whose norms are kept for the backward
+/// pass).
+pub(crate) struct Keys {
+    pub values: Vec<f32>,
+    norms: Vec<f32>,
+}
+
+fn keys_forward(weights: &Weights, dims: &Dims, annotations: &[f32]) -> Keys {
+    let (h2, k) = (2 * dims.hidden, dims.key_width());
+    if dims.scorer == Scorer::Dot {
+        return Keys {
+            values: annotations.to_vec(),
+            norms: Vec::new(),
+        };
+    }
     let positions = annotations.len() / h2;
-    let mut keys = vec![0.0; positions * a];
+    let mut values = vec![0.0; positions * k];
     matmul(
         Layout::NN,
         positions,
         h2,
-        a,
+        k,
         annotations,
         weights.key,
-        &mut keys,
+        &mut values,
         false,
     );
-    keys
+    let norms = match dims.scorer {
+        Scorer::Cosine { .. } => normalize_rows(&mut values, k),
+        _ => Vec::new(),
+    };
+    Keys { values, norms }
 }
 
 /// The bridge's input and output.
@@ -418,7 +436,7 @@ pub fn train_step(
     drop(logits);
     let (d_states, d_contexts, d_embedded) = split_features(&d_features, dims);
     let mut d_annotations = vec![0.0; enc.annotations.len()];
-    let mut d_keys = vec![0.0; enc.keys.len()];
+    let mut d_keys = vec![0.0; enc.keys.values.len()];
     let d_out = DecoderOutputGrads {
         d_states: &d_states,
         d_contexts: &d_contexts,
@@ -429,6 +447,7 @@ pub fn train_step(
         gru: grads.decoder.reborrow(),
         query: &mut *grads.query,
         energy: &mut *grads.energy,
+        log_temperature: &mut *grads.log_temperature,
     };
     let dg = decoder::backward(weights, dims, &dec, &memory, d_out, decoder_grads);
     target_backward(
@@ -453,6 +472,7 @@ pub fn train_step(
         weights,
         dims,
         &enc.annotations,
+        &enc.keys,
         &d_keys,
         &mut d_annotations,
         grads.key,
@@ -596,22 +616,35 @@ fn bridge_backward(
     }
 }
 
-/// Back through the keys U_a h_j: accumulates ∂U_a and adds ∂L/∂h_j to `d_annotations`.
+/// Back through the keys: accumulates the key weights' gradient and adds ∂L/∂h_j to
+/// `d_annotations`.
 fn keys_backward(
     weights: &Weights,
     dims: &Dims,
     annotations: &[f32],
+    keys: &Keys,
     d_keys: &[f32],
     d_annotations: &mut [f32],
     d_key_weights: &mut [f32],
 ) {
-    let (h2, a) = (2 * dims.hidden, dims.attention);
+    let (h2, k) = (2 * dims.hidden, dims.key_width());
+    let d_keys = match dims.scorer {
+        Scorer::Dot => {
+            d_annotations
+                .iter_mut()
+                .zip(d_keys)
+                .for_each(|(d, g)| *d += g);
+            return;
+        }
+        Scorer::Cosine { .. } => &normalize_rows_backward(&keys.values, &keys.norms, d_keys, k),
+        _ => d_keys,
+    };
     let positions = annotations.len() / h2;
     matmul(
         Layout::TN,
         h2,
         positions,
-        a,
+        k,
         annotations,
         d_keys,
         d_key_weights,
@@ -620,7 +653,7 @@ fn keys_backward(
     matmul(
         Layout::NT,
         positions,
-        a,
+        k,
         h2,
         d_keys,
         weights.key,
@@ -695,10 +728,16 @@ mod tests {
     /// with a short sentence.
     #[test]
     fn bridge_and_keys_backward_match_finite_differences() {
-        for bridge_kind in [Bridge::BackwardFirst, Bridge::Mean, Bridge::Zero] {
-            let name = |what: &str| format!("{bridge_kind:?} bridge: {what}");
+        for (bridge_kind, scorer) in [
+            (Bridge::BackwardFirst, Scorer::Additive),
+            (Bridge::Mean, Scorer::General),
+            (Bridge::Zero, Scorer::Cosine { learned: true }),
+            (Bridge::BackwardFirst, Scorer::Dot),
+        ] {
+            let name = |what: &str| format!("{bridge_kind:?} bridge, {scorer:?} keys: {what}");
             let dims = Dims {
                 bridge: bridge_kind,
+                scorer,
                 ..small_dims(1)
             };
             let (lengths, src_len, h2) = ([3, 2], 3, 8);
@@ -707,11 +746,13 @@ mod tests {
             // padding positions hold zeros, as the encoder leaves them
             annotations[(2 * src_len - 1) * h2..].fill(0.0);
             let r_state = uniform(lengths.len() * dims.decoder_hidden, 1.0, 2);
-            let r_keys = uniform(lengths.len() * src_len * dims.attention, 1.0, 3);
+            let mut r_keys = uniform(lengths.len() * src_len * dims.key_width(), 1.0, 3);
+            // attention sends no gradient to the keys of padding
+            r_keys[(2 * src_len - 1) * dims.key_width()..].fill(0.0);
             let loss = |w: &Weights, h: &[f32]| {
                 let bridge = bridge_forward(w, &dims, h, &lengths);
                 weighted_sum(&r_state, &bridge.initial_state)
-                    + weighted_sum(&r_keys, &keys_forward(w, &dims, h))
+                    + weighted_sum(&r_keys, &keys_forward(w, &dims, h).values)
             };
             let layout = Layout::new(dims, false);
             let mut flat = vec![0.0; layout.len()];
@@ -728,10 +769,12 @@ mod tests {
                 &mut d_annotations,
                 &mut grads,
             );
+            let keys = keys_forward(&w, &dims, &annotations);
             keys_backward(
                 &w,
                 &dims,
                 &annotations,
+                &keys,
                 &r_keys,
                 &mut d_annotations,
                 grads.key,
@@ -758,7 +801,10 @@ mod tests {
                     l,
                 );
             }
-            check_weight(&name("U_a"), &mut owned, "key", 0..h2 * 3, grads.key, l);
+            if dims.key_weights() > 0 {
+                let key = 0..h2 * dims.key_width();
+                check_weight(&name("key weights"), &mut owned, "key", key, grads.key, l);
+            }
         }
     }
 

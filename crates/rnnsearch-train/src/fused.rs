@@ -18,8 +18,6 @@ use std::sync::OnceLock;
 pub fn unsupported(model: &ModelConfig) -> Option<String> {
     let reason = if model.cell != CellKind::Gru {
         "model.cell is not \"gru\""
-    } else if model.scorer != Scorer::Additive {
-        "model.scorer is not \"additive\""
     } else {
         return None;
     };
@@ -28,9 +26,9 @@ pub fn unsupported(model: &ModelConfig) -> Option<String> {
     ))
 }
 
-/// The sizes of `model`, read from its weights. The alignment model's size a is W_a's width
-/// (additive), else the keys' (general, cosine), else 0 (dot); l is the deep output's width
-/// after pooling (half of it with maxout).
+/// The sizes of `model`, read from its weights, and its variants. The alignment model's size a
+/// is W_a's width (additive), else 0; l is the deep output's width after pooling (half of it
+/// with maxout).
 pub fn dims_of(model: &Seq2Seq) -> Dims {
     let (encoder, decoder) = (&model.encoder, &model.decoder);
     let attention = &decoder.attention;
@@ -46,12 +44,18 @@ pub fn dims_of(model: &Seq2Seq) -> Dims {
         hidden: encoder.layers[0].forward.d_hidden(),
         layers: encoder.layers.len(),
         decoder_hidden: decoder.cell.d_hidden(),
-        attention: (attention.query_layer.as_ref())
-            .or(attention.key_layer.as_ref())
-            .map_or(0, |w| w.dims()[1]),
+        attention: attention.query_layer.as_ref().map_or(0, |w| w.dims()[1]),
         output: decoder.deep_output.dims()[1] / pool,
         src_vocab,
         tgt_vocab,
+        scorer: match attention.scorer {
+            Scorer::Additive => rnnsearch_fused::Scorer::Additive,
+            Scorer::Dot => rnnsearch_fused::Scorer::Dot,
+            Scorer::General => rnnsearch_fused::Scorer::General,
+            Scorer::Cosine => rnnsearch_fused::Scorer::Cosine {
+                learned: attention.log_temperature.is_some(),
+            },
+        },
         bridge: match decoder.bridge_kind {
             Bridge::BackwardFirst => rnnsearch_fused::Bridge::BackwardFirst,
             Bridge::Mean => rnnsearch_fused::Bridge::Mean,
@@ -80,7 +84,8 @@ impl Binding {
         let (encoder, decoder) = (&model.encoder, &model.decoder);
         let attention = &decoder.attention;
         let tied = decoder.output_projection.is_none();
-        let layout = Layout::new(dims_of(model), tied);
+        let mut layout = Layout::new(dims_of(model), tied);
+        layout.fixed_temperature = attention.fixed_temperature as f32;
         let mut named: Vec<(ParamId, String)> =
             vec![(encoder.embedding.weight.id, "src_embedding".into())];
         let cell = |named: &mut Vec<(ParamId, String)>, cell: &Cell, name: &str| {
@@ -105,6 +110,10 @@ impl Binding {
             (attention.key_layer.as_ref().map(|p| p.id), "key"),
             (attention.query_layer.as_ref().map(|p| p.id), "query"),
             (attention.energy_layer.as_ref().map(|p| p.id), "energy"),
+            (
+                attention.log_temperature.as_ref().map(|p| p.id),
+                "log_temperature",
+            ),
             (decoder.output_projection.as_ref().map(|p| p.id), "out_w"),
         ];
         for (id, name) in optional {
@@ -373,26 +382,31 @@ pub(crate) mod tests {
     #[test]
     fn fused_gradients_equal_autodiff() {
         use DeepOutput::{Maxout, Tanh};
-        for (layers, tied, copies, parts, bridge, deep_output) in [
-            (1, false, 1, 1, Bridge::BackwardFirst, Maxout),
-            (2, false, 1, 1, Bridge::BackwardFirst, Maxout),
-            (1, true, 1, 1, Bridge::BackwardFirst, Maxout),
-            (2, true, 8, 3, Bridge::BackwardFirst, Maxout),
-            (1, false, 1, 1, Bridge::Mean, Maxout),
-            (2, false, 8, 3, Bridge::Zero, Maxout),
-            (1, false, 1, 1, Bridge::BackwardFirst, Tanh),
-            (2, true, 8, 3, Bridge::Mean, Tanh),
+        use Scorer::{Additive, Cosine, Dot, General};
+        for (layers, tied, copies, parts, bridge, deep_output, scorer) in [
+            (1, false, 1, 1, Bridge::BackwardFirst, Maxout, Additive),
+            (2, false, 1, 1, Bridge::BackwardFirst, Maxout, Additive),
+            (1, true, 1, 1, Bridge::BackwardFirst, Maxout, Additive),
+            (2, true, 8, 3, Bridge::BackwardFirst, Maxout, Additive),
+            (1, false, 1, 1, Bridge::Mean, Maxout, General),
+            (2, false, 8, 3, Bridge::Zero, Maxout, Cosine),
+            (1, false, 1, 1, Bridge::BackwardFirst, Tanh, Dot),
+            (2, true, 8, 3, Bridge::Mean, Tanh, Cosine),
         ] {
             let device = Device::flex().autodiff();
             device.seed(7);
-            let config = ModelConfig {
-                // W_o = Eᵀ needs the deep output's width to be the embedding's.
-                output: if tied { 6 } else { 3 },
-                tied_embeddings: tied,
-                bridge,
-                deep_output,
-                ..tiny_config(layers)
-            };
+            let config = with_scorer(
+                ModelConfig {
+                    // W_o = Eᵀ needs the deep output's width to be the embedding's.
+                    output: if tied { 6 } else { 3 },
+                    tied_embeddings: tied,
+                    bridge,
+                    deep_output,
+                    ..tiny_config(layers)
+                },
+                scorer,
+                !tied,
+            );
             assert_eq!(unsupported(&config), None);
             let model = config.init(13, 11, &device);
             let batch = repeated(copies);
@@ -437,7 +451,7 @@ pub(crate) mod tests {
                 let diff = w.iter().zip(g).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
                 assert!(
                     diff <= 1e-4 * scale.max(1.0),
-                    "layers {layers}, tied {tied}, parts {parts}, {bridge:?}, {deep_output:?}: parameter of {} values differs by {diff} (scale {scale})",
+                    "layers {layers}, tied {tied}, parts {parts}, {bridge:?}, {deep_output:?}, {scorer:?}: parameter of {} values differs by {diff} (scale {scale})",
                     w.len()
                 );
             }
@@ -448,17 +462,45 @@ pub(crate) mod tests {
     /// alignments and translations, greedy and beam, over a padded batch.
     #[test]
     fn fused_search_equals_burn_search() {
-        for (bridge, deep_output) in [
-            (Bridge::BackwardFirst, DeepOutput::Maxout),
-            (Bridge::Mean, DeepOutput::Tanh),
-            (Bridge::Zero, DeepOutput::Maxout),
+        for (bridge, deep_output, scorer, learned) in [
+            (
+                Bridge::BackwardFirst,
+                DeepOutput::Maxout,
+                Scorer::Additive,
+                false,
+            ),
+            (Bridge::Mean, DeepOutput::Tanh, Scorer::Dot, false),
+            (Bridge::Zero, DeepOutput::Maxout, Scorer::General, false),
+            (
+                Bridge::BackwardFirst,
+                DeepOutput::Maxout,
+                Scorer::Cosine,
+                true,
+            ),
+            (Bridge::Mean, DeepOutput::Maxout, Scorer::Cosine, false),
         ] {
             let config = ModelConfig {
                 bridge,
                 deep_output,
                 ..tiny_config(2)
             };
-            search_matches(&config);
+            search_matches(&with_scorer(config, scorer, learned));
+        }
+    }
+
+    /// `config` with `scorer` (a learned or fixed temperature for cosine; the decoder as wide
+    /// as the annotations for dot).
+    fn with_scorer(config: ModelConfig, scorer: Scorer, learned: bool) -> ModelConfig {
+        ModelConfig {
+            scorer,
+            learn_temperature: learned,
+            cosine_temperature: 3.0,
+            decoder_hidden: if scorer == Scorer::Dot {
+                2 * config.hidden
+            } else {
+                config.decoder_hidden
+            },
+            ..config
         }
     }
 

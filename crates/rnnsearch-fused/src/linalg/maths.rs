@@ -87,6 +87,9 @@ pub fn max(x: &[f32]) -> f32 {
 
 /// Adds the column sums of `x` (`[rows, n]`) to `out` (`[n]`): the gradient of a bias.
 pub fn add_column_sums(x: &[f32], out: &mut [f32]) {
+    if out.is_empty() {
+        return;
+    }
     for row in x.chunks_exact(out.len()) {
         out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
     }
