@@ -19,7 +19,7 @@ pub enum Backend {
 /// `--engine`: what computes the training gradients (the config key `train.engine`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EngineArg {
-    /// The fused CPU step where it covers the model and the backend is a CPU one, else burn.
+    /// The fused CPU engine on a CPU backend, burn on a GPU.
     Auto,
     /// burn's autodiff.
     Burn,

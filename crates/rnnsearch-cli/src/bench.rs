@@ -170,7 +170,7 @@ fn bench_training(
         engine: args.backend.engine(args.engine),
         ..TrainConfig::default()
     };
-    let engine = Engine::choose(train.engine, config)?;
+    let engine = Engine::choose(train.engine);
     let mut learner = Learner::new(engine, model, &train);
     let data = Batch {
         indices: (0..batch).collect(),
@@ -223,7 +223,7 @@ fn bench_decoding(
 ) -> Result<ExitCode> {
     device.seed(1);
     let model = config.init(args.vocab, args.vocab, &device);
-    let engine = Engine::choose(args.backend.engine(args.engine), config)?;
+    let engine = Engine::choose(args.backend.engine(args.engine));
     let searcher = Searcher::new(vec![&model], device, engine);
     let ids = random_ids(batch * args.src_len, args.vocab, seed);
     let lengths = vec![args.src_len; batch];

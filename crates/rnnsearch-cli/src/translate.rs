@@ -192,7 +192,7 @@ impl Loaded {
             bos: Vocab::BOS,
             eos: Vocab::EOS,
         };
-        let engine = Engine::choose(decode.backend.engine(decode.engine), &run.config.model)?;
+        let engine = Engine::choose(decode.backend.engine(decode.engine));
         Ok(Loaded {
             run,
             others,

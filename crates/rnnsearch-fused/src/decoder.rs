@@ -10,10 +10,10 @@ use crate::attention::{
     self, normalize_rows, normalize_rows_backward, Attended, AttentionGrads, Energy, Memory, Query,
     Saved, Shape,
 };
-use crate::gru::{self, StepCache};
+use crate::cell::{self, memory_len, StepCache};
 use crate::linalg::{add_column_sums, matmul, Layout};
 use crate::packed::{affine, fuse_recurrent, PackedDecoder};
-use crate::{Dims, GruGrads, Scorer, Weights};
+use crate::{CellGrads, Dims, Scorer, Weights};
 
 /// The alignment model's energy function for `weights`.
 fn energy<'w>(weights: &Weights<'w>, dims: &Dims) -> Energy<'w> {
@@ -44,6 +44,9 @@ fn cosine_queries(s: &[f32], m: usize, tau: f32) -> (Vec<f32>, Vec<f32>, Vec<f32
 pub struct DecoderCache {
     /// s_0 .. s_T, `[T + 1, batch, m]`.
     pub states: Vec<f32>,
+    /// The LSTM's memory cells beside s_0 .. s_T (c_0 = 0), `[T + 1, batch, m]`; empty for
+    /// the GRU.
+    pub cells: Vec<f32>,
     /// c_1 .. c_T, `[T, batch, 2n]`.
     pub contexts: Vec<f32>,
     /// α, `[T, batch, src_len]`.
@@ -51,7 +54,7 @@ pub struct DecoderCache {
     /// tanh(W_a s_{i-1} + U_a h_j), `[T, batch, src_len, a]`.
     hidden: Vec<f32>,
     steps: Vec<StepCache>,
-    /// [U | W_a], `[m, 3m + a]`.
+    /// [U | W_a], `[m, G·m + a]`.
     fused: Vec<f32>,
 }
 
@@ -59,15 +62,17 @@ pub struct DecoderCache {
 pub struct DecoderGrads {
     /// ∂L/∂s_0, `[batch, m]`.
     pub initial_state: Vec<f32>,
-    /// ∂L/∂(W_y E y_{i-1} + b), `[T, batch, 3m]`.
+    /// ∂L/∂(W_y E y_{i-1} + b), `[T, batch, G·m]`.
     pub input_terms: Vec<f32>,
 }
 
-/// Where one step of the recurrence writes: s_i (`[batch, m]`), c_i (`[batch, 2n]`), α_i
-/// (`[batch, src_len]`), the alignment model's hidden layer (`[batch, src_len, a]`), and what the
-/// GRU's backward pass needs.
+/// Where one step of the recurrence writes: s_i (`[batch, m]`), the LSTM's memory cell beside
+/// it (`[batch, m]`, empty for the GRU), c_i (`[batch, 2n]`), α_i (`[batch, src_len]`), the
+/// alignment model's hidden layer (`[batch, src_len, a]`), and what the cell's backward pass
+/// needs.
 pub struct StepOut<'a> {
     pub s_next: &'a mut [f32],
+    pub cell_next: &'a mut [f32],
     pub context: &'a mut [f32],
     pub alignment: &'a mut [f32],
     pub hidden: &'a mut [f32],
@@ -75,7 +80,7 @@ pub struct StepOut<'a> {
 }
 
 /// One step of the recurrence at a time, with its buffers: [U s_{i-1} + c | W_a s_{i-1}] in one
-/// product, the alignment model, then the GRU.
+/// product, the alignment model, then the cell.
 pub struct Stepper {
     scorer: Scorer,
     temperature: f32,
@@ -93,8 +98,12 @@ pub struct Stepper {
 impl Stepper {
     /// A stepper for `batch` rows over `src_len` source positions.
     pub fn new(weights: &Weights, dims: &Dims, batch: usize, src_len: usize) -> Self {
-        let (m, a) = (dims.decoder_hidden, dims.query_width());
-        let width = 3 * m + a;
+        let (m, a, gm) = (
+            dims.decoder_hidden,
+            dims.query_width(),
+            dims.gates() * dims.decoder_hidden,
+        );
+        let width = gm + a;
         let mut fused_bias = weights.decoder.c.to_vec();
         fused_bias.resize(width, 0.0);
         Self {
@@ -111,25 +120,29 @@ impl Stepper {
             m,
             e: dims.embedding,
             projected: vec![0.0; batch * width],
-            recurrent: vec![0.0; batch * 3 * m],
-            input: vec![0.0; batch * 3 * m],
+            recurrent: vec![0.0; batch * gm],
+            input: vec![0.0; batch * gm],
         }
     }
 
-    /// s_i from s_{i-1} (`s`, `[batch, m]`) and the embedding side of the GRU's input
-    /// (`input_terms`, `[batch, 3m]`), attending over `memory`; writes `out`. `packed`: the
-    /// decoder's weights packed for few rows, under the search.
+    /// s_i from s_{i-1} (`s`, `[batch, m]`, with the LSTM's memory cell `cell`) and the
+    /// embedding side of the cell's input (`input_terms`, `[batch, G·m]`), attending over
+    /// `memory`; writes `out`. `packed`: the decoder's weights packed for few rows, under the
+    /// search.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         weights: &Weights,
         packed: Option<&PackedDecoder>,
         memory: &Memory,
         s: &[f32],
+        cell: &[f32],
         input_terms: &[f32],
         out: StepOut,
     ) {
         let StepOut {
             s_next,
+            cell_next,
             context,
             alignment,
             hidden,
@@ -139,10 +152,11 @@ impl Stepper {
         let width = self.fused_bias.len();
         // The batch may shrink between steps (finished sentences leave a search).
         let batch = s.len() / m;
+        let gm = input_terms.len() / batch.max(1);
         self.shape.batch = batch;
         self.projected.resize(batch * width, 0.0);
-        self.recurrent.resize(batch * 3 * m, 0.0);
-        self.input.resize(batch * 3 * m, 0.0);
+        self.recurrent.resize(batch * gm, 0.0);
+        self.input.resize(batch * gm, 0.0);
         let h2 = self.shape.d_annotation;
         affine(
             batch,
@@ -191,24 +205,25 @@ impl Stepper {
         affine(
             batch,
             h2,
-            3 * m,
+            gm,
             context,
-            &weights.decoder.w[e * 3 * m..],
+            &weights.decoder.w[e * gm..],
             packed.map(|p| &p.context),
             None,
             &mut self.input,
             true,
         );
         for b in 0..batch {
-            self.recurrent[b * 3 * m..(b + 1) * 3 * m]
-                .copy_from_slice(&self.projected[b * width..b * width + 3 * m]);
+            self.recurrent[b * gm..(b + 1) * gm]
+                .copy_from_slice(&self.projected[b * width..b * width + gm]);
         }
-        gru::forward(&self.input, &self.recurrent, s, s_next, cache, m);
+        let (x, u) = (&self.input, &self.recurrent);
+        cell::forward(x, u, s, cell, s_next, cell_next, cache, m);
     }
 }
 
-/// Runs the decoder from `initial_state` (`[batch, m]`) over as many steps as `input_terms`
-/// (`[T, batch, 3m]`) has, attending over `memory`.
+/// Runs the decoder from `initial_state` (`[batch, m]`; an LSTM's memory cell starts at 0) over
+/// as many steps as `input_terms` (`[T, batch, G·m]`) has, attending over `memory`.
 pub fn forward(
     weights: &Weights,
     dims: &Dims,
@@ -218,19 +233,24 @@ pub fn forward(
 ) -> DecoderCache {
     let (batch, src_len) = (memory.shape.batch, memory.shape.src_len);
     let (m, h2, a) = (dims.decoder_hidden, 2 * dims.hidden, dims.query_width());
-    let tgt_len = input_terms.len() / (batch * 3 * m).max(1);
+    let gm = dims.gates() * m;
+    let tgt_len = input_terms.len() / (batch * gm).max(1);
     let mut stepper = Stepper::new(weights, dims, batch, src_len);
     let mut states = vec![0.0; (tgt_len + 1) * batch * m];
     states[..batch * m].copy_from_slice(initial_state);
+    let cell_len = memory_len(dims.cell, batch, m);
+    let mut cells = vec![0.0; (tgt_len + 1) * cell_len];
     let mut contexts = vec![0.0; tgt_len * batch * h2];
     let mut alignment = vec![0.0; tgt_len * batch * src_len];
     let mut hidden = vec![0.0; tgt_len * batch * src_len * a];
     let mut steps = Vec::with_capacity(tgt_len);
     for i in 0..tgt_len {
         let (before, after) = states.split_at_mut((i + 1) * batch * m);
-        let mut cache = StepCache::new(batch, m);
+        let (cells_before, cells_after) = cells.split_at_mut((i + 1) * cell_len);
+        let mut cache = StepCache::new(dims.cell, batch, m);
         let out = StepOut {
             s_next: &mut after[..batch * m],
+            cell_next: &mut cells_after[..cell_len],
             context: &mut contexts[i * batch * h2..(i + 1) * batch * h2],
             alignment: &mut alignment[i * batch * src_len..(i + 1) * batch * src_len],
             hidden: &mut hidden[i * batch * src_len * a..(i + 1) * batch * src_len * a],
@@ -241,13 +261,15 @@ pub fn forward(
             None,
             memory,
             &before[i * batch * m..],
-            &input_terms[i * batch * 3 * m..(i + 1) * batch * 3 * m],
+            &cells_before[i * cell_len..],
+            &input_terms[i * batch * gm..(i + 1) * batch * gm],
             out,
         );
         steps.push(cache);
     }
     DecoderCache {
         states,
+        cells,
         contexts,
         alignment,
         hidden,
@@ -263,11 +285,11 @@ pub struct DecoderOutputGrads<'a> {
 }
 
 /// Where the recurrence's backward pass accumulates: ∂L/∂h_j and ∂L/∂k_j
-/// (`[batch, src_len, ·]`), the decoder GRU's U, c and context rows of W, W_a, v_a and log τ.
+/// (`[batch, src_len, ·]`), the decoder cell's U, c and context rows of W, W_a, v_a and log τ.
 pub struct DecoderWeightGrads<'a> {
     pub d_annotations: &'a mut [f32],
     pub d_keys: &'a mut [f32],
-    pub gru: GruGrads<'a>,
+    pub gru: CellGrads<'a>,
     pub query: &'a mut [f32],
     pub energy: &'a mut [f32],
     pub log_temperature: &'a mut [f32],
@@ -305,11 +327,14 @@ pub fn backward(
     let mut d_tau = 0.0f64;
     let mut d_q = vec![0.0; if a == 0 { batch * m } else { 0 }];
     let tgt_len = cache.steps.len();
-    let width = 3 * m + a;
-    let context_weight = &weights.decoder.w[e * 3 * m..];
+    let gm = dims.gates() * m;
+    let width = gm + a;
+    let context_weight = &weights.decoder.w[e * gm..];
     let mut d_projected = vec![0.0; tgt_len * batch * width];
-    let mut d_inputs = vec![0.0; tgt_len * batch * 3 * m];
-    let mut d_recurrent = vec![0.0; batch * 3 * m];
+    let mut d_inputs = vec![0.0; tgt_len * batch * gm];
+    let mut d_recurrent = vec![0.0; batch * gm];
+    // ∂L/∂ of the LSTM's memory cell, carried from step to step (empty for the GRU)
+    let mut d_cell = vec![0.0; memory_len(dims.cell, batch, m)];
     let mut d_context = vec![0.0; batch * h2];
     let mut d_energy_rows = vec![0.0; batch * a];
     let mut ds = vec![0.0; batch * m];
@@ -318,18 +343,18 @@ pub fn backward(
             .zip(&d_states[i * batch * m..(i + 1) * batch * m])
             .for_each(|(d, g)| *d += g);
         let s = &cache.states[i * batch * m..(i + 1) * batch * m];
-        let d_input = &mut d_inputs[i * batch * 3 * m..(i + 1) * batch * 3 * m];
-        gru::backward(&mut ds, s, &cache.steps[i], d_input, &mut d_recurrent, m);
+        let d_input = &mut d_inputs[i * batch * gm..(i + 1) * batch * gm];
+        let step = &cache.steps[i];
+        cell::backward(&mut ds, &mut d_cell, s, step, d_input, &mut d_recurrent, m);
         let d_proj = &mut d_projected[i * batch * width..(i + 1) * batch * width];
         for b in 0..batch {
-            d_proj[b * width..b * width + 3 * m]
-                .copy_from_slice(&d_recurrent[b * 3 * m..(b + 1) * 3 * m]);
+            d_proj[b * width..b * width + gm].copy_from_slice(&d_recurrent[b * gm..(b + 1) * gm]);
         }
         d_context.copy_from_slice(&d_contexts[i * batch * h2..(i + 1) * batch * h2]);
         matmul(
             Layout::NT,
             batch,
-            3 * m,
+            gm,
             h2,
             d_input,
             context_weight,
@@ -387,7 +412,7 @@ pub fn backward(
             None if a == 0 => ds.iter_mut().zip(&d_q).for_each(|(d, g)| *d += g),
             None => {}
         }
-        // ∂L/∂s_{i-1} = z ⊙ ds + [∂U s | ∂W_a s] [U | W_a]ᵀ
+        // ∂L/∂s_{i-1} = (the cell's direct part) + [∂U s | ∂W_a s] [U | W_a]ᵀ
         matmul(
             Layout::NT,
             batch,
@@ -414,13 +439,13 @@ pub fn backward(
     );
     for p in 0..m {
         let row = &d_fused[p * width..(p + 1) * width];
-        grads.u[p * 3 * m..(p + 1) * 3 * m]
+        grads.u[p * gm..(p + 1) * gm]
             .iter_mut()
-            .zip(&row[..3 * m])
+            .zip(&row[..gm])
             .for_each(|(g, v)| *g += v);
         d_query[p * a..(p + 1) * a]
             .iter_mut()
-            .zip(&row[3 * m..])
+            .zip(&row[gm..])
             .for_each(|(g, v)| *g += v);
     }
     let mut bias_sums = vec![0.0; width];
@@ -435,10 +460,10 @@ pub fn backward(
         Layout::TN,
         h2,
         tgt_len * batch,
-        3 * m,
+        gm,
         &cache.contexts,
         &d_inputs,
-        &mut grads.w[e * 3 * m..],
+        &mut grads.w[e * gm..],
         true,
     );
     add_column_sums(&d_energy_rows, d_energy);
@@ -456,31 +481,35 @@ pub fn backward(
 mod tests {
     use super::*;
     use crate::gradcheck::{check, small_dims, uniform, weighted_sum, OwnedWeights};
+    use crate::CellKind;
 
     /// The recurrence's gradients (s_0, the input terms, h_j, the keys, U, c, the context rows
     /// of W, and W_a and v_a or log τ) with L = Σ r ⊙ s_i + Σ r' ⊙ c_i over three steps, for
     /// every scorer.
     #[test]
     fn backward_matches_finite_differences() {
-        for scorer in [
-            Scorer::Additive,
-            Scorer::General,
-            Scorer::Cosine { learned: true },
-            Scorer::Dot,
+        for (scorer, cell) in [
+            (Scorer::Additive, CellKind::Gru),
+            (Scorer::General, CellKind::Gru),
+            (Scorer::Cosine { learned: true }, CellKind::Lstm),
+            (Scorer::Dot, CellKind::Gru),
+            (Scorer::Additive, CellKind::Lstm),
         ] {
-            recurrence_matches_finite_differences(scorer);
+            recurrence_matches_finite_differences(scorer, cell);
         }
     }
 
-    fn recurrence_matches_finite_differences(scorer: Scorer) {
-        let name = |what: &str| format!("decoder ({scorer:?}) {what}");
+    fn recurrence_matches_finite_differences(scorer: Scorer, cell: CellKind) {
+        let name = |what: &str| format!("decoder ({scorer:?}, {cell:?}) {what}");
         // dot needs m = 2n
         let dims = Dims {
             scorer,
+            cell,
             decoder_hidden: if scorer == Scorer::Dot { 8 } else { 5 },
             ..small_dims(1)
         };
         let (m, h2, e) = (dims.decoder_hidden, 8, 3);
+        let gm = dims.gates() * m;
         let (a, k) = (dims.query_width(), dims.key_width());
         let (batch, src_len, tgt_len) = (2, 4, 3);
         let lengths = [4, 2];
@@ -493,7 +522,7 @@ mod tests {
         }
         let mut keys = uniform(batch * src_len * k, 1.0, 2);
         let mut initial = uniform(batch * m, 1.0, 3);
-        let mut input_terms = uniform(tgt_len * batch * 3 * m, 1.0, 4);
+        let mut input_terms = uniform(tgt_len * batch * gm, 1.0, 4);
         let r_states = uniform(tgt_len * batch * m, 1.0, 5);
         let r_contexts = uniform(tgt_len * batch * h2, 1.0, 6);
         let shape = Shape {
@@ -524,8 +553,8 @@ mod tests {
         let cache = forward(&weights, &dims, &memory, &initial, &input_terms);
         let mut d_annotations = vec![0.0; annotations.len()];
         let mut d_keys = vec![0.0; keys.len()];
-        let mut gru_flat = vec![0.0; GruGrads::len(e + h2, m)];
-        let mut gru = GruGrads::split(&mut gru_flat, e + h2, m);
+        let mut gru_flat = vec![0.0; CellGrads::len(dims.gates(), e + h2, m)];
+        let mut gru = CellGrads::split(&mut gru_flat, dims.gates(), e + h2, m);
         let (mut d_query, mut d_energy) = (vec![0.0; m * a], vec![0.0; a]);
         let mut d_log_temperature = vec![0.0; dims.temperatures()];
         let d_out = DecoderOutputGrads {
@@ -572,10 +601,10 @@ mod tests {
         });
         drop(w);
         // (the weight's name in the layout, the part checked, the gradient of that part)
-        let context_rows = e * 3 * m..(e + h2) * 3 * m;
+        let context_rows = e * gm..(e + h2) * gm;
         let weight_checks = [
-            ("U", "decoder.u", 0..m * 3 * m, gru.u.to_vec()),
-            ("c", "decoder.c", 0..3 * m, gru.c.to_vec()),
+            ("U", "decoder.u", 0..m * gm, gru.u.to_vec()),
+            ("c", "decoder.c", 0..gm, gru.c.to_vec()),
             (
                 "W (context rows)",
                 "decoder.w",

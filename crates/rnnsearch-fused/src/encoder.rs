@@ -4,9 +4,9 @@
 //! sentence's last real token), so padding never reaches a real annotation. Buffers are
 //! batch-major, `[batch, src_len, ·]`.
 
-use crate::gru::{self, StepCache};
+use crate::cell::{self, memory_len, StepCache};
 use crate::linalg::{add_bias, add_column_sums, matmul, Layout};
-use crate::{GruGrads, GruWeights};
+use crate::{CellGrads, CellKind, CellWeights};
 
 /// The position RNN `direction` reads at step t of sentence b.
 fn position(direction: usize, t: usize, length: usize) -> usize {
@@ -26,17 +26,19 @@ struct DirectionCache {
 
 /// One layer, kept for the backward pass.
 pub struct LayerCache {
+    kind: CellKind,
     /// The layer's input (after dropout), `[batch, src_len, d_in]`.
     input: Vec<f32>,
     d_in: usize,
     directions: Vec<DirectionCache>,
 }
 
-/// Runs one bidirectional GRU layer over `input` (`[batch, src_len, d_in]`).
+/// Runs one bidirectional layer of `kind` cells over `input` (`[batch, src_len, d_in]`).
 ///
 /// Returns `[batch, src_len, 2n]` and what the backward pass needs.
 pub fn layer_forward(
-    weights: &[GruWeights; 2],
+    kind: CellKind,
+    weights: &[CellWeights; 2],
     input: Vec<f32>,
     d_in: usize,
     lengths: &[usize],
@@ -44,19 +46,19 @@ pub fn layer_forward(
     n: usize,
 ) -> (Vec<f32>, LayerCache) {
     let batch = lengths.len();
-    let rows = batch * src_len;
+    let (rows, g) = (batch * src_len, kind.gates());
     let mut output = vec![0.0; rows * 2 * n];
     let mut directions = Vec::with_capacity(2);
-    let mut projected = vec![0.0; rows * 3 * n];
-    let mut x_t = vec![0.0; batch * 3 * n];
-    let mut u_t = vec![0.0; batch * 3 * n];
+    let mut projected = vec![0.0; rows * g * n];
+    let mut x_t = vec![0.0; batch * g * n];
+    let mut u_t = vec![0.0; batch * g * n];
     for (direction, w) in weights.iter().enumerate() {
         // W x_j + b for every position at once
         matmul(
             Layout::NN,
             rows,
             d_in,
-            3 * n,
+            g * n,
             &input,
             w.w,
             &mut projected,
@@ -64,20 +66,25 @@ pub fn layer_forward(
         );
         add_bias(&mut projected, w.b);
         let mut states = vec![0.0; (src_len + 1) * batch * n];
+        let memory = memory_len(kind, batch, n);
+        // the LSTM's memory c before each step and after the last (empty for the GRU)
+        let mut memories = vec![0.0; (src_len + 1) * memory];
         let mut steps = Vec::with_capacity(src_len);
         for t in 0..src_len {
             let (before, after) = states.split_at_mut((t + 1) * batch * n);
             let h = &before[t * batch * n..];
             let h_next = &mut after[..batch * n];
-            matmul(Layout::NN, batch, n, 3 * n, h, w.u, &mut u_t, false);
+            let (c, c_next) = memories.split_at_mut((t + 1) * memory);
+            matmul(Layout::NN, batch, n, g * n, h, w.u, &mut u_t, false);
             add_bias(&mut u_t, w.c);
             for (b, &len) in lengths.iter().enumerate() {
                 let j = position(direction, t, len);
-                let from = (b * src_len + j) * 3 * n;
-                x_t[b * 3 * n..(b + 1) * 3 * n].copy_from_slice(&projected[from..from + 3 * n]);
+                let from = (b * src_len + j) * g * n;
+                x_t[b * g * n..(b + 1) * g * n].copy_from_slice(&projected[from..from + g * n]);
             }
-            let mut cache = StepCache::new(batch, n);
-            gru::forward(&x_t, &u_t, h, h_next, &mut cache, n);
+            let mut cache = StepCache::new(kind, batch, n);
+            let (c, c_next) = (&c[t * memory..], &mut c_next[..memory]);
+            cell::forward(&x_t, &u_t, h, c, h_next, c_next, &mut cache, n);
             for (b, &len) in lengths.iter().enumerate() {
                 let j = position(direction, t, len);
                 let to = (b * src_len + j) * 2 * n + direction * n;
@@ -90,6 +97,7 @@ pub fn layer_forward(
     (
         output,
         LayerCache {
+            kind,
             input,
             d_in,
             directions,
@@ -100,25 +108,26 @@ pub fn layer_forward(
 /// Back-propagates ∂L/∂output (`[batch, src_len, 2n]`) through one layer: accumulates the
 /// layer's weight gradients into `grads` and returns ∂L/∂input (`[batch, src_len, d_in]`).
 pub fn layer_backward(
-    weights: &[GruWeights; 2],
+    weights: &[CellWeights; 2],
     cache: &LayerCache,
     d_output: &[f32],
-    grads: &mut [GruGrads; 2],
+    grads: &mut [CellGrads; 2],
     lengths: &[usize],
     src_len: usize,
     n: usize,
 ) -> Vec<f32> {
     let batch = lengths.len();
-    let rows = batch * src_len;
+    let (rows, gates) = (batch * src_len, cache.kind.gates());
     let d_in = cache.d_in;
     let mut d_input = vec![0.0; rows * d_in];
-    let mut dx_t = vec![0.0; batch * 3 * n];
+    let mut dx_t = vec![0.0; batch * gates * n];
     for (direction, (w, g)) in weights.iter().zip(grads.iter_mut()).enumerate() {
         let dir = &cache.directions[direction];
-        let mut d_projected = vec![0.0; rows * 3 * n];
+        let mut d_projected = vec![0.0; rows * gates * n];
         // ∂L/∂u for every step, time-major, for one weight-gradient product at the end
-        let mut du = vec![0.0; src_len * batch * 3 * n];
+        let mut du = vec![0.0; src_len * batch * gates * n];
         let mut dh = vec![0.0; batch * n];
+        let mut dc = vec![0.0; memory_len(cache.kind, batch, n)];
         for t in (0..src_len).rev() {
             for (b, &len) in lengths.iter().enumerate() {
                 let j = position(direction, t, len);
@@ -129,22 +138,23 @@ pub fn layer_backward(
                     .for_each(|(a, v)| *a += v);
             }
             let h = &dir.states[t * batch * n..(t + 1) * batch * n];
-            let du_t = &mut du[t * batch * 3 * n..(t + 1) * batch * 3 * n];
-            gru::backward(&mut dh, h, &dir.steps[t], &mut dx_t, du_t, n);
+            let du_t = &mut du[t * batch * gates * n..(t + 1) * batch * gates * n];
+            cell::backward(&mut dh, &mut dc, h, &dir.steps[t], &mut dx_t, du_t, n);
             for (b, &len) in lengths.iter().enumerate() {
                 let j = position(direction, t, len);
-                let to = (b * src_len + j) * 3 * n;
-                d_projected[to..to + 3 * n].copy_from_slice(&dx_t[b * 3 * n..(b + 1) * 3 * n]);
+                let to = (b * src_len + j) * gates * n;
+                d_projected[to..to + gates * n]
+                    .copy_from_slice(&dx_t[b * gates * n..(b + 1) * gates * n]);
             }
-            // ∂L/∂h_{t-1} = z ⊙ dh + du Uᵀ
-            matmul(Layout::NT, batch, 3 * n, n, du_t, w.u, &mut dh, true);
+            // ∂L/∂h_{t-1} = (the cell's direct part) + du Uᵀ
+            matmul(Layout::NT, batch, gates * n, n, du_t, w.u, &mut dh, true);
         }
         let states_before = &dir.states[..src_len * batch * n];
         matmul(
             Layout::TN,
             n,
             src_len * batch,
-            3 * n,
+            gates * n,
             states_before,
             &du,
             g.u,
@@ -155,7 +165,7 @@ pub fn layer_backward(
             Layout::TN,
             d_in,
             rows,
-            3 * n,
+            gates * n,
             &cache.input,
             &d_projected,
             g.w,
@@ -165,7 +175,7 @@ pub fn layer_backward(
         matmul(
             Layout::NT,
             rows,
-            3 * n,
+            gates * n,
             d_in,
             &d_projected,
             w.w,
@@ -182,15 +192,21 @@ mod tests {
     use crate::gradcheck::{check, uniform, weighted_sum};
 
     /// ∂L/∂input and every weight gradient of both directions of one layer, with L = Σ r ⊙ h
-    /// over the real positions of sentences of different lengths.
+    /// over the real positions of sentences of different lengths, for both cells.
     #[test]
     fn layer_backward_matches_finite_differences() {
-        let (d_in, n, src_len) = (3, 4, 5);
+        for kind in [CellKind::Gru, CellKind::Lstm] {
+            layer_matches_finite_differences(kind);
+        }
+    }
+
+    fn layer_matches_finite_differences(kind: CellKind) {
+        let (d_in, n, src_len, g) = (3, 4, 5, kind.gates());
         let lengths = [5, 3];
         let batch = lengths.len();
         let values: Vec<Vec<f32>> = (0..8)
             .map(|i| {
-                let len = [d_in * 3 * n, 3 * n, n * 3 * n, 3 * n][i % 4];
+                let len = [d_in * g * n, g * n, n * g * n, g * n][i % 4];
                 uniform(len, 0.5, 10 + i as u64)
             })
             .collect();
@@ -202,14 +218,15 @@ mod tests {
             }
         }
         let run = |values: &[Vec<f32>], input: &[f32]| {
-            let gru = |i: usize| GruWeights {
+            let cell = |i: usize| CellWeights {
                 w: &values[i],
                 b: &values[i + 1],
                 u: &values[i + 2],
                 c: &values[i + 3],
             };
             layer_forward(
-                &[gru(0), gru(4)],
+                kind,
+                &[cell(0), cell(4)],
                 input.to_vec(),
                 d_in,
                 &lengths,
@@ -218,21 +235,21 @@ mod tests {
             )
         };
         let (_, cache) = run(&values, &input);
-        let size = GruGrads::len(d_in, n);
+        let size = CellGrads::len(g, d_in, n);
         let mut flat = vec![0.0; 2 * size];
         let (forward, backward) = flat.split_at_mut(size);
         let mut grads = [
-            GruGrads::split(forward, d_in, n),
-            GruGrads::split(backward, d_in, n),
+            CellGrads::split(forward, g, d_in, n),
+            CellGrads::split(backward, g, d_in, n),
         ];
-        let gru = |i: usize| GruWeights {
+        let cell = |i: usize| CellWeights {
             w: &values[i],
             b: &values[i + 1],
             u: &values[i + 2],
             c: &values[i + 3],
         };
         let d_input = layer_backward(
-            &[gru(0), gru(4)],
+            &[cell(0), cell(4)],
             &cache,
             &r,
             &mut grads,
@@ -242,17 +259,21 @@ mod tests {
         );
 
         let v0 = values.clone();
-        check("encoder input", &mut input, &d_input, 30, |x| {
-            weighted_sum(&r, &run(&v0, x).0)
-        });
+        check(
+            &format!("encoder ({kind:?}) input"),
+            &mut input,
+            &d_input,
+            30,
+            |x| weighted_sum(&r, &run(&v0, x).0),
+        );
         for (i, name) in ["w", "b", "u", "c"].iter().enumerate() {
-            for (direction, g) in grads.iter().enumerate() {
-                let analytic = [&g.w, &g.b, &g.u, &g.c][i].to_vec();
+            for (direction, grad) in grads.iter().enumerate() {
+                let analytic = [&grad.w, &grad.b, &grad.u, &grad.c][i].to_vec();
                 let index = direction * 4 + i;
                 let mut perturbed = values.clone();
                 let mut own = perturbed[index].clone();
                 check(
-                    &format!("encoder direction {direction} {name}"),
+                    &format!("encoder ({kind:?}) direction {direction} {name}"),
                     &mut own,
                     &analytic,
                     24,

@@ -88,6 +88,7 @@ pub fn small_dims(layers: usize) -> Dims {
         output: 2,
         src_vocab: 7,
         tgt_vocab: 7,
+        cell: crate::CellKind::Gru,
         scorer: crate::Scorer::Additive,
         bridge: crate::Bridge::BackwardFirst,
         deep_output: crate::DeepOutput::Maxout,

@@ -2,7 +2,7 @@
 //! advance every row (sentence × beam) by one decoder step per call. The search itself (greedy,
 //! beam) lives in `rnnsearch-model`; this is the fast CPU path under it.
 //!
-//! z_i = W_o maxout(U_o s_i + C_o c_i + V_o E y_{i-1} + b_o) + b,
+//! z_i = W_o f(U_o s_i + C_o c_i + V_o E y_{i-1} + b_o) + b (f: maxout or tanh),
 //! log p(y_i = v | y_<i, x) = z_i[v] − log Σ_w exp z_i[w].
 //!
 //! A step hands the search z_i and the log-normaliser rather than normalised rows: greedy and
@@ -10,8 +10,8 @@
 //! over the largest buffer of the step for nothing.
 
 use crate::attention::{Memory, Shape};
+use crate::cell::{memory_len, StepCache};
 use crate::decoder::{StepOut, Stepper};
-use crate::gru::StepCache;
 use crate::output;
 use crate::packed::PackedDecoder;
 use crate::step::{embed, encode, input_terms, output_features, Masks};
@@ -30,6 +30,8 @@ pub struct Decoding {
     keys: Vec<f32>,
     /// s_{i-1} per row, `[rows, m]`.
     states: Vec<f32>,
+    /// The LSTM's memory cell beside s_{i-1} per row, `[rows, m]` (empty for the GRU).
+    cells: Vec<f32>,
     stepper: Stepper,
     hidden: Vec<f32>,
     cache: StepCache,
@@ -86,9 +88,10 @@ impl Decoding {
             annotations: repeat_rows(&encoded.annotations, src_len * h2, copies),
             keys: repeat_rows(&encoded.keys.values, src_len * k, copies),
             states: repeat_rows(&encoded.bridge.initial_state, m, copies),
+            cells: vec![0.0; memory_len(dims.cell, rows, m)],
             stepper: Stepper::new(weights, dims, rows, src_len),
             hidden: vec![0.0; rows * src_len * a],
-            cache: StepCache::new(rows, m),
+            cache: StepCache::new(dims.cell, rows, m),
             logits: Vec::new(),
             log_normalizers: Vec::new(),
             alignment: Vec::new(),
@@ -119,9 +122,10 @@ impl Decoding {
         assert_eq!(previous.len(), rows, "one previous token per row");
 
         let embedded = embed(weights.tgt_embedding, previous.iter().copied(), e);
-        let input_terms = input_terms(weights, &embedded, e, m, packed.map(|p| &p.input));
+        let input_terms = input_terms(weights, &embedded, e, packed.map(|p| &p.input));
 
         let mut next = vec![0.0; rows * m];
+        let mut cells_next = vec![0.0; self.cells.len()];
         let mut context = vec![0.0; rows * h2];
         self.alignment.resize(rows * self.src_len, 0.0);
         let memory = Memory {
@@ -137,13 +141,15 @@ impl Decoding {
         };
         let out = StepOut {
             s_next: &mut next,
+            cell_next: &mut cells_next,
             context: &mut context,
             alignment: &mut self.alignment,
             hidden: &mut self.hidden,
             cache: &mut self.cache,
         };
+        let (s, cells) = (&self.states, &self.cells);
         self.stepper
-            .step(weights, packed, &memory, &self.states, &input_terms, out);
+            .step(weights, packed, &memory, s, cells, &input_terms, out);
 
         let features = output_features(&next, &context, &embedded, &self.dims);
         output::logits_and_normalizers(
@@ -154,6 +160,7 @@ impl Decoding {
             &mut self.log_normalizers,
         );
         self.states = next;
+        self.cells = cells_next;
         (&self.logits, &self.log_normalizers, &self.alignment)
     }
 
@@ -174,22 +181,29 @@ impl Decoding {
             out
         };
         self.states = gather(&self.states, m);
+        if !self.cells.is_empty() {
+            self.cells = gather(&self.cells, m);
+        }
         self.annotations = gather(&self.annotations, s * h2);
         self.keys = gather(&self.keys, s * k);
         self.lengths = rows.iter().map(|&r| self.lengths[r]).collect();
         self.rows = rows.len();
         self.hidden.truncate(self.rows * s * a);
-        self.cache = StepCache::new(self.rows, m);
+        self.cache = StepCache::new(self.dims.cell, self.rows, m);
     }
 
     /// Row r continues from the state of row `origin[r]` (beam search keeps the best
     /// continuations; rows of one sentence share its source, so only the states move).
     pub fn reorder(&mut self, origin: &[usize]) {
         let m = self.dims.decoder_hidden;
-        let mut states = vec![0.0; self.states.len()];
-        for (row, &from) in states.chunks_exact_mut(m).zip(origin) {
-            row.copy_from_slice(&self.states[from * m..(from + 1) * m]);
-        }
-        self.states = states;
+        let gather = |x: &[f32]| -> Vec<f32> {
+            let mut moved = vec![0.0; x.len()];
+            for (row, &from) in moved.chunks_exact_mut(m).zip(origin) {
+                row.copy_from_slice(&x[from * m..(from + 1) * m]);
+            }
+            moved
+        };
+        self.states = gather(&self.states);
+        self.cells = gather(&self.cells);
     }
 }

@@ -9,19 +9,21 @@
 //!
 //! `inference` runs the same forward pass one output token at a time under the search.
 //!
-//! It covers GRU cells, any number of bidirectional encoder layers, additive attention, every
-//! bridge ([`Bridge`]), the maxout and tanh deep outputs ([`DeepOutput`]), and an output matrix
-//! of its own or tied to the target embeddings; `rnnsearch-train` uses it when a run's model is
-//! of that shape and checks it against burn's autodiff in its tests. Weights are row-major
+//! It covers the whole model family: GRU and LSTM cells ([`CellKind`]), any number of
+//! bidirectional encoder layers, every scorer ([`Scorer`]) and bridge ([`Bridge`]), the maxout
+//! and tanh deep outputs ([`DeepOutput`]), and an output matrix of its own or tied to the target
+//! embeddings; `rnnsearch-train` checks it against burn's autodiff in its tests. Weights are row-major
 //! `[inputs, outputs]`, as in the burn modules (y = x W + b), in one flat buffer ([`memory`]).
 
 pub mod adam;
 pub mod attention;
+pub mod cell;
 pub mod decoder;
 pub mod encoder;
 pub mod gru;
 pub mod inference;
 pub mod linalg;
+pub mod lstm;
 pub mod memory;
 pub mod output;
 pub mod packed;
@@ -37,6 +39,25 @@ pub use memory::Layout;
 pub use packed::{PackedColumns, PackedDecoder};
 pub use parallel::{on_own_threads, train_step_in_parts, GradBuffers};
 pub use step::{train_step, Batch, StepOptions, StepResult};
+
+/// The recurrent unit of the encoder and the decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// Gates [r, z, n] (`gru.rs`).
+    Gru,
+    /// Gates [i, f, g, o] and a memory cell beside the state (`lstm.rs`).
+    Lstm,
+}
+
+impl CellKind {
+    /// G, the gates: a cell's W is `[d_in, G·d]`.
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::Gru => 3,
+            CellKind::Lstm => 4,
+        }
+    }
+}
 
 /// How the initial decoder state s_0 is made from the annotations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,12 +130,18 @@ pub struct Dims {
     pub output: usize,
     pub src_vocab: usize,
     pub tgt_vocab: usize,
+    pub cell: CellKind,
     pub scorer: Scorer,
     pub bridge: Bridge,
     pub deep_output: DeepOutput,
 }
 
 impl Dims {
+    /// G, the gates of the cells.
+    pub fn gates(&self) -> usize {
+        self.cell.gates()
+    }
+
     /// The width k of the keys and queries the energies compare: a (additive), 2n (dot), m
     /// (general, cosine).
     pub fn key_width(&self) -> usize {
@@ -157,38 +184,39 @@ impl Dims {
     }
 }
 
-/// A GRU's weights: W `[d_in, 3d]`, b `[3d]`, U `[d, 3d]`, c `[3d]`, gates [r, z, n].
+/// A recurrent cell's weights: W `[d_in, G·d]`, b `[G·d]`, U `[d, G·d]`, c `[G·d]` (G gates,
+/// [`CellKind::gates`]).
 #[derive(Clone, Copy, Debug)]
-pub struct GruWeights<'a> {
+pub struct CellWeights<'a> {
     pub w: &'a [f32],
     pub b: &'a [f32],
     pub u: &'a [f32],
     pub c: &'a [f32],
 }
 
-/// Gradients of a [`GruWeights`], written into a buffer they borrow.
+/// Gradients of a [`CellWeights`], written into a buffer they borrow.
 #[derive(Debug)]
-pub struct GruGrads<'a> {
+pub struct CellGrads<'a> {
     pub w: &'a mut [f32],
     pub b: &'a mut [f32],
     pub u: &'a mut [f32],
     pub c: &'a mut [f32],
 }
 
-impl<'a> GruGrads<'a> {
-    /// The gradients of a GRU of `d_in` inputs and `d` units in `flat`, which holds exactly
-    /// that many values (W, b, U, c in turn).
-    pub fn split(flat: &'a mut [f32], d_in: usize, d: usize) -> Self {
-        let (w, rest) = flat.split_at_mut(d_in * 3 * d);
-        let (b, rest) = rest.split_at_mut(3 * d);
-        let (u, c) = rest.split_at_mut(d * 3 * d);
-        assert_eq!(c.len(), 3 * d, "a buffer of one GRU's size");
+impl<'a> CellGrads<'a> {
+    /// The gradients of a cell of `gates` gates, `d_in` inputs and `d` units in `flat`, which
+    /// holds exactly that many values (W, b, U, c in turn).
+    pub fn split(flat: &'a mut [f32], gates: usize, d_in: usize, d: usize) -> Self {
+        let (w, rest) = flat.split_at_mut(d_in * gates * d);
+        let (b, rest) = rest.split_at_mut(gates * d);
+        let (u, c) = rest.split_at_mut(d * gates * d);
+        assert_eq!(c.len(), gates * d, "a buffer of one cell's size");
         Self { w, b, u, c }
     }
 
     /// The same gradients, borrowed again for a shorter while.
-    pub fn reborrow(&mut self) -> GruGrads<'_> {
-        GruGrads {
+    pub fn reborrow(&mut self) -> CellGrads<'_> {
+        CellGrads {
             w: &mut *self.w,
             b: &mut *self.b,
             u: &mut *self.u,
@@ -196,9 +224,9 @@ impl<'a> GruGrads<'a> {
         }
     }
 
-    /// Values in the gradients of such a GRU.
-    pub fn len(d_in: usize, d: usize) -> usize {
-        (d_in + d + 2) * 3 * d
+    /// Values in the gradients of such a cell.
+    pub fn len(gates: usize, d_in: usize, d: usize) -> usize {
+        (d_in + d + 2) * gates * d
     }
 }
 
@@ -208,7 +236,7 @@ pub struct Weights<'a> {
     /// `[V_src, E]`.
     pub src_embedding: &'a [f32],
     /// Per layer, the forward and the backward RNN.
-    pub encoder: Vec<[GruWeights<'a>; 2]>,
+    pub encoder: Vec<[CellWeights<'a>; 2]>,
     /// W_s `[n, m]` and its bias `[m]`: s_0 = tanh(W_s ←h_1 + b_s).
     pub bridge_w: &'a [f32],
     pub bridge_b: &'a [f32],
@@ -225,7 +253,7 @@ pub struct Weights<'a> {
     /// `[V_tgt, E]`.
     pub tgt_embedding: &'a [f32],
     /// The decoder GRU; its W is `[E + 2n, 3m]`, rows for E y_{i-1} first, then c_i.
-    pub decoder: GruWeights<'a>,
+    pub decoder: CellWeights<'a>,
     /// `[m + 2n + E, 2l]` and `[2l]`.
     pub deep_w: &'a [f32],
     pub deep_b: &'a [f32],
@@ -254,7 +282,7 @@ impl<'a> Weights<'a> {
 #[derive(Debug)]
 pub struct Grads<'a> {
     pub src_embedding: &'a mut [f32],
-    pub encoder: Vec<[GruGrads<'a>; 2]>,
+    pub encoder: Vec<[CellGrads<'a>; 2]>,
     pub bridge_w: &'a mut [f32],
     pub bridge_b: &'a mut [f32],
     pub key: &'a mut [f32],
@@ -262,7 +290,7 @@ pub struct Grads<'a> {
     pub energy: &'a mut [f32],
     pub log_temperature: &'a mut [f32],
     pub tgt_embedding: &'a mut [f32],
-    pub decoder: GruGrads<'a>,
+    pub decoder: CellGrads<'a>,
     pub deep_w: &'a mut [f32],
     pub deep_b: &'a mut [f32],
     pub out_w: &'a mut [f32],
@@ -288,18 +316,19 @@ impl Dims {
         let (b, s, t) = (batch as f64, src_len as f64, tgt_len as f64);
         let product = |rows: f64, inputs: f64, outputs: f64| 2.0 * rows * inputs * outputs;
         let mut forward = 0.0;
+        let g = self.gates() as f64;
         for layer in 0..self.layers {
             let d_in = if layer == 0 { e } else { 2.0 * n };
             // two directions: inputs for all positions, then the recurrence step by step
-            forward += 2.0 * (product(b * s, d_in, 3.0 * n) + product(b * s, n, 3.0 * n));
+            forward += 2.0 * (product(b * s, d_in, g * n) + product(b * s, n, g * n));
         }
         let k = self.key_width() as f64;
         let _ = a;
         forward += product(b * s, 2.0 * n, self.key_weights() as f64 / (2.0 * n)) // keys
             + product(b, self.bridge_inputs() as f64, m) // bridge
-            + product(b * t, e, 3.0 * m) // decoder input, E y side
-            + product(b * t, m, 3.0 * m + self.query_width() as f64) // [U | W_a] s_{i-1}
-            + product(b * t, 2.0 * n, 3.0 * m) // decoder input, c_i side
+            + product(b * t, e, g * m) // decoder input, E y side
+            + product(b * t, m, g * m + self.query_width() as f64) // [U | W_a] s_{i-1}
+            + product(b * t, 2.0 * n, g * m) // decoder input, c_i side
             + product(b * t, s, k) // energies
             + product(b * t, s, 2.0 * n) // c_i = Σ α h
             + product(b * t, m + 2.0 * n + e, self.deep_width() as f64) // deep output
@@ -315,6 +344,7 @@ impl Dims {
             self.decoder_hidden,
             self.output,
         );
+        let g = self.gates();
         let mut sizes: Vec<(&str, usize, usize)> = vec![
             ("src_embedding", w.src_embedding.len(), self.src_vocab * e),
             ("bridge_w", w.bridge_w.len(), self.bridge_inputs() * m),
@@ -332,10 +362,10 @@ impl Dims {
                 self.temperatures(),
             ),
             ("tgt_embedding", w.tgt_embedding.len(), self.tgt_vocab * e),
-            ("decoder.w", w.decoder.w.len(), (e + 2 * n) * 3 * m),
-            ("decoder.b", w.decoder.b.len(), 3 * m),
-            ("decoder.u", w.decoder.u.len(), m * 3 * m),
-            ("decoder.c", w.decoder.c.len(), 3 * m),
+            ("decoder.w", w.decoder.w.len(), (e + 2 * n) * g * m),
+            ("decoder.b", w.decoder.b.len(), g * m),
+            ("decoder.u", w.decoder.u.len(), m * g * m),
+            ("decoder.c", w.decoder.c.len(), g * m),
             (
                 "deep_w",
                 w.deep_w.len(),
@@ -348,11 +378,11 @@ impl Dims {
         ];
         for (layer, dirs) in w.encoder.iter().enumerate() {
             let d_in = if layer == 0 { e } else { 2 * n };
-            for g in dirs {
-                sizes.push(("encoder.w", g.w.len(), d_in * 3 * n));
-                sizes.push(("encoder.b", g.b.len(), 3 * n));
-                sizes.push(("encoder.u", g.u.len(), n * 3 * n));
-                sizes.push(("encoder.c", g.c.len(), 3 * n));
+            for cell in dirs {
+                sizes.push(("encoder.w", cell.w.len(), d_in * g * n));
+                sizes.push(("encoder.b", cell.b.len(), g * n));
+                sizes.push(("encoder.u", cell.u.len(), n * g * n));
+                sizes.push(("encoder.c", cell.c.len(), g * n));
             }
         }
         match sizes.iter().find(|(_, got, want)| got != want) {
@@ -377,6 +407,7 @@ mod tests {
             output: 256,
             src_vocab: 8000,
             tgt_vocab: 8000,
+            cell: CellKind::Gru,
             scorer: Scorer::Additive,
             bridge: Bridge::BackwardFirst,
             deep_output: DeepOutput::Maxout,

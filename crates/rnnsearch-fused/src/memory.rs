@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use crate::{Dims, Grads, GruGrads, GruWeights, Weights};
+use crate::{CellGrads, CellWeights, Dims, Grads, Weights};
 
 /// Where each weight of a model of size `dims` lies in the flat buffers.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,13 +34,14 @@ impl Layout {
             dims.decoder_hidden,
             dims.output,
         );
+        let gates = dims.gates();
         let mut sizes: Vec<(String, usize)> = vec![("src_embedding".into(), dims.src_vocab * e)];
         let gru = |sizes: &mut Vec<(String, usize)>, name: &str, d_in: usize, d: usize| {
             for (part, len) in [
-                ("w", d_in * 3 * d),
-                ("b", 3 * d),
-                ("u", d * 3 * d),
-                ("c", 3 * d),
+                ("w", d_in * gates * d),
+                ("b", gates * d),
+                ("u", d * gates * d),
+                ("c", gates * d),
             ] {
                 sizes.push((format!("{name}.{part}"), len));
             }
@@ -125,7 +126,7 @@ impl Layout {
         assert_eq!(flat.len(), self.len(), "a buffer of this layout");
         let mut slots = self.slots.iter().map(|(_, r)| &flat[r.clone()]);
         let mut next = || slots.next().expect("a slot per weight");
-        let gru = |next: &mut dyn FnMut() -> &'a [f32]| GruWeights {
+        let gru = |next: &mut dyn FnMut() -> &'a [f32]| CellWeights {
             w: next(),
             b: next(),
             u: next(),
@@ -166,7 +167,7 @@ impl Layout {
             rest = tail;
             slot
         };
-        let gru = |next: &mut dyn FnMut() -> &'a mut [f32]| GruGrads {
+        let gru = |next: &mut dyn FnMut() -> &'a mut [f32]| CellGrads {
             w: next(),
             b: next(),
             u: next(),

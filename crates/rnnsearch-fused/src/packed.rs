@@ -279,11 +279,11 @@ pub fn affine(
 /// few dozen rows (sentences × beams of one thread's part of the batch) against a fixed matrix.
 #[derive(Clone, Debug)]
 pub struct PackedDecoder {
-    /// The E y_{i-1} rows of the decoder GRU's W, `[E, 3m]`.
+    /// The E y_{i-1} rows of the decoder cell's W, `[E, G·m]`.
     pub input: PackedColumns,
-    /// [U | W_a], `[m, 3m + a]`.
+    /// [U | W_a], `[m, G·m + a]`.
     pub recurrent: PackedColumns,
-    /// The c_i rows of the decoder GRU's W, `[2n, 3m]`.
+    /// The c_i rows of the decoder cell's W, `[2n, G·m]`.
     pub context: PackedColumns,
     /// The deep output, `[m + 2n + E, k·l]`.
     pub deep: PackedColumns,
@@ -304,23 +304,24 @@ impl PackedDecoder {
             dims.attention,
             dims.output,
         );
-        let w = weights.decoder.w;
+        let (w, g) = (weights.decoder.w, dims.gates());
         let recurrent = fuse_recurrent(weights.decoder.u, weights.query, m, a);
         Some(Self {
-            input: PackedColumns::pack(&w[..e * 3 * m], e, 3 * m),
-            recurrent: PackedColumns::pack(&recurrent, m, 3 * m + a),
-            context: PackedColumns::pack(&w[e * 3 * m..], h2, 3 * m),
+            input: PackedColumns::pack(&w[..e * g * m], e, g * m),
+            recurrent: PackedColumns::pack(&recurrent, m, g * m + a),
+            context: PackedColumns::pack(&w[e * g * m..], h2, g * m),
             deep: PackedColumns::pack(weights.deep_w, m + h2 + e, dims.deep_width()),
             out: PackedColumns::pack(weights.out_w, l, dims.tgt_vocab),
         })
     }
 }
 
-/// [U | W_a] row by row.
+/// [U | W_a] row by row (U `[m, G·m]`, W_a `[m, a]`).
 pub(crate) fn fuse_recurrent(u: &[f32], w_a: &[f32], m: usize, a: usize) -> Vec<f32> {
-    let mut fused = Vec::with_capacity(m * (3 * m + a));
+    let width = u.len() / m.max(1);
+    let mut fused = Vec::with_capacity(m * (width + a));
     for p in 0..m {
-        fused.extend_from_slice(&u[p * 3 * m..(p + 1) * 3 * m]);
+        fused.extend_from_slice(&u[p * width..(p + 1) * width]);
         fused.extend_from_slice(&w_a[p * a..(p + 1) * a]);
     }
     fused

@@ -119,19 +119,18 @@ pub(crate) fn embed(
     x
 }
 
-/// W_y E y_{i-1} + b, the embedding side of the decoder GRU's input, `[rows, 3m]`.
+/// W_y E y_{i-1} + b, the embedding side of the decoder cell's input, `[rows, G·m]`.
 /// (`packed`: those rows of W packed for few rows, under the search.)
 pub(crate) fn input_terms(
     weights: &Weights,
     embedded: &[f32],
     e: usize,
-    m: usize,
     packed: Option<&PackedColumns>,
 ) -> Vec<f32> {
-    let rows = embedded.len() / e;
-    let mut terms = vec![0.0; rows * 3 * m];
-    let (w, bias) = (&weights.decoder.w[..e * 3 * m], Some(weights.decoder.b));
-    affine(rows, e, 3 * m, embedded, w, packed, bias, &mut terms, false);
+    let (rows, width) = (embedded.len() / e, weights.decoder.b.len());
+    let mut terms = vec![0.0; rows * width];
+    let (w, bias) = (&weights.decoder.w[..e * width], Some(weights.decoder.b));
+    affine(rows, e, width, embedded, w, packed, bias, &mut terms, false);
     terms
 }
 
@@ -237,7 +236,7 @@ fn encoder_forward(
             apply(&mut x, &mask);
             layer_masks.push(mask);
         }
-        let (out, cache) = layer_forward(w, x, d_in, lengths, src_len, n);
+        let (out, cache) = layer_forward(dims.cell, w, x, d_in, lengths, src_len, n);
         layer_caches.push(cache);
         x = out;
         d_in = h2;
@@ -373,12 +372,12 @@ fn target_forward(
     masks: &mut Masks,
 ) -> TargetForward {
     let rows = batch.tgt_len * batch.source_lengths.len();
-    let (e, m) = (dims.embedding, dims.decoder_hidden);
+    let e = dims.embedding;
     let tokens = (0..rows).map(|r| token_in(batch, r));
     let mut embedded = embed(weights.tgt_embedding, tokens, e);
     let mask = masks.next(embedded.len());
     apply(&mut embedded, &mask);
-    let input_terms = input_terms(weights, &embedded, e, m, None);
+    let input_terms = input_terms(weights, &embedded, e, None);
     TargetForward {
         embedded,
         mask,
@@ -519,26 +518,26 @@ fn target_backward(
     mut d_embedded: Vec<f32>,
     grads: &mut Grads,
 ) {
-    let (e, m) = (dims.embedding, dims.decoder_hidden);
+    let (e, width) = (dims.embedding, dims.gates() * dims.decoder_hidden);
     let rows = target.embedded.len() / e;
     matmul(
         Layout::TN,
         e,
         rows,
-        3 * m,
+        width,
         &target.embedded,
         d_input_terms,
-        &mut grads.decoder.w[..e * 3 * m],
+        &mut grads.decoder.w[..e * width],
         true,
     );
     add_column_sums(d_input_terms, grads.decoder.b);
     matmul(
         Layout::NT,
         rows,
-        3 * m,
+        width,
         e,
         d_input_terms,
-        &weights.decoder.w[..e * 3 * m],
+        &weights.decoder.w[..e * width],
         &mut d_embedded,
         true,
     );

@@ -147,12 +147,11 @@ impl Default for TrainConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineChoice {
-    /// `fused` when the model is of a shape it covers and the backend is a CPU one, else `burn`.
+    /// `fused` on a CPU backend, `burn` on a GPU one.
     Auto,
     /// burn's autodiff on the chosen backend (every model, every backend).
     Burn,
-    /// The hand-written CPU step of `rnnsearch-fused` (GRU, additive attention, every bridge,
-    /// maxout or tanh output, tied or untied); an error for other models.
+    /// The hand-written CPU step of `rnnsearch-fused` (every model of the family).
     Fused,
 }
 

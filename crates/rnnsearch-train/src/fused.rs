@@ -1,4 +1,4 @@
-//! `rnnsearch-fused` beside burn: which models it covers, where a burn model's parameters lie
+//! `rnnsearch-fused` beside burn: a model's sizes and variants ([`dims_of`]), where its parameters lie
 //! in its flat buffers ([`Binding`]), and its forward pass under the search ([`FusedSteps`]).
 //! Training through it is [`crate::engine::FusedLearner`].
 
@@ -9,22 +9,8 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
 use rnnsearch_fused::{Decoding, Dims, Layout, PackedDecoder, Weights};
 use rnnsearch_model::cell::Cell;
-use rnnsearch_model::{
-    Bridge, CellKind, DeepOutput, ModelConfig, Scorer, Seq2Seq, StepDecoder, StepScores,
-};
+use rnnsearch_model::{Bridge, CellKind, DeepOutput, Scorer, Seq2Seq, StepDecoder, StepScores};
 use std::sync::OnceLock;
-
-/// Why `rnnsearch-fused` cannot run this model, or None when it can.
-pub fn unsupported(model: &ModelConfig) -> Option<String> {
-    let reason = if model.cell != CellKind::Gru {
-        "model.cell is not \"gru\""
-    } else {
-        return None;
-    };
-    Some(format!(
-        "the fused engine does not cover this model: {reason}"
-    ))
-}
 
 /// The sizes of `model`, read from its weights, and its variants. The alignment model's size a
 /// is W_a's width (additive), else 0; l is the deep output's width after pooling (half of it
@@ -56,6 +42,10 @@ pub fn dims_of(model: &Seq2Seq) -> Dims {
                 learned: attention.log_temperature.is_some(),
             },
         },
+        cell: match decoder.cell.kind() {
+            CellKind::Gru => rnnsearch_fused::CellKind::Gru,
+            CellKind::Lstm => rnnsearch_fused::CellKind::Lstm,
+        },
         bridge: match decoder.bridge_kind {
             Bridge::BackwardFirst => rnnsearch_fused::Bridge::BackwardFirst,
             Bridge::Mean => rnnsearch_fused::Bridge::Mean,
@@ -79,7 +69,7 @@ pub struct Binding {
 }
 
 impl Binding {
-    /// The binding of `model`, which must be one [`unsupported`] accepts.
+    /// The binding of `model`.
     pub fn of(model: &Seq2Seq) -> Self {
         let (encoder, decoder) = (&model.encoder, &model.decoder);
         let attention = &decoder.attention;
@@ -224,7 +214,7 @@ pub struct FusedWeights {
 }
 
 impl FusedWeights {
-    /// Copies the weights of `model`, which must be one [`unsupported`] accepts.
+    /// Copies the weights of `model`.
     pub fn of(model: &Seq2Seq) -> Self {
         let binding = Binding::of(model);
         let params = binding.read(model);
@@ -316,6 +306,7 @@ pub(crate) mod tests {
     use crate::engine::{BatchTensors, FusedLearner};
     use burn::optim::GradientsParams;
     use rnnsearch_data::Batch;
+    use rnnsearch_model::ModelConfig;
 
     /// Every parameter's gradient, flattened.
     pub(crate) fn flatten(model: &Seq2Seq, grads: &GradientsParams) -> HashMap<ParamId, Vec<f32>> {
@@ -381,17 +372,30 @@ pub(crate) mod tests {
     /// into parts (3 parts of 8 sentences, each padded to its own longest).
     #[test]
     fn fused_gradients_equal_autodiff() {
+        use CellKind::{Gru, Lstm};
         use DeepOutput::{Maxout, Tanh};
         use Scorer::{Additive, Cosine, Dot, General};
-        for (layers, tied, copies, parts, bridge, deep_output, scorer) in [
-            (1, false, 1, 1, Bridge::BackwardFirst, Maxout, Additive),
-            (2, false, 1, 1, Bridge::BackwardFirst, Maxout, Additive),
-            (1, true, 1, 1, Bridge::BackwardFirst, Maxout, Additive),
-            (2, true, 8, 3, Bridge::BackwardFirst, Maxout, Additive),
-            (1, false, 1, 1, Bridge::Mean, Maxout, General),
-            (2, false, 8, 3, Bridge::Zero, Maxout, Cosine),
-            (1, false, 1, 1, Bridge::BackwardFirst, Tanh, Dot),
-            (2, true, 8, 3, Bridge::Mean, Tanh, Cosine),
+        for (cell, layers, tied, copies, parts, bridge, deep_output, scorer) in [
+            (Gru, 1, false, 1, 1, Bridge::BackwardFirst, Maxout, Additive),
+            (Gru, 2, false, 1, 1, Bridge::BackwardFirst, Maxout, Additive),
+            (Gru, 1, true, 1, 1, Bridge::BackwardFirst, Maxout, Additive),
+            (Gru, 2, true, 8, 3, Bridge::BackwardFirst, Maxout, Additive),
+            (Gru, 1, false, 1, 1, Bridge::Mean, Maxout, General),
+            (Gru, 2, false, 8, 3, Bridge::Zero, Maxout, Cosine),
+            (Gru, 1, false, 1, 1, Bridge::BackwardFirst, Tanh, Dot),
+            (Gru, 2, true, 8, 3, Bridge::Mean, Tanh, Cosine),
+            (
+                Lstm,
+                1,
+                false,
+                1,
+                1,
+                Bridge::BackwardFirst,
+                Maxout,
+                Additive,
+            ),
+            (Lstm, 2, true, 8, 3, Bridge::Mean, Tanh, General),
+            (Lstm, 2, false, 1, 1, Bridge::Zero, Maxout, Dot),
         ] {
             let device = Device::flex().autodiff();
             device.seed(7);
@@ -402,12 +406,12 @@ pub(crate) mod tests {
                     tied_embeddings: tied,
                     bridge,
                     deep_output,
+                    cell,
                     ..tiny_config(layers)
                 },
                 scorer,
                 !tied,
             );
-            assert_eq!(unsupported(&config), None);
             let model = config.init(13, 11, &device);
             let batch = repeated(copies);
             let train = TrainConfig::default();
@@ -451,7 +455,7 @@ pub(crate) mod tests {
                 let diff = w.iter().zip(g).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
                 assert!(
                     diff <= 1e-4 * scale.max(1.0),
-                    "layers {layers}, tied {tied}, parts {parts}, {bridge:?}, {deep_output:?}, {scorer:?}: parameter of {} values differs by {diff} (scale {scale})",
+                    "{cell:?}, layers {layers}, tied {tied}, parts {parts}, {bridge:?}, {deep_output:?}, {scorer:?}: parameter of {} values differs by {diff} (scale {scale})",
                     w.len()
                 );
             }
@@ -570,14 +574,5 @@ pub(crate) mod tests {
             }
             assert_eq!(want.iter().flatten().count(), got.iter().flatten().count());
         }
-    }
-
-    #[test]
-    fn other_shapes_are_named() {
-        let lstm = ModelConfig {
-            cell: CellKind::Lstm,
-            ..ModelConfig::default()
-        };
-        assert!(unsupported(&lstm).unwrap().contains("model.cell"));
     }
 }

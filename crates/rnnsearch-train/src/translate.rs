@@ -34,8 +34,8 @@ pub struct Searcher<'a> {
 }
 
 impl<'a> Searcher<'a> {
-    /// Searches with `engine`: `rnnsearch-fused`'s CPU forward pass (the models must be of a
-    /// shape [`crate::fused::unsupported`] accepts), or the burn models on `device`.
+    /// Searches with `engine`: `rnnsearch-fused`'s CPU forward pass, or the burn models on
+    /// `device`.
     /// Both give the same translations up to floating-point rounding. With more than one
     /// model every step takes the mean of their distributions ([`Ensemble`]).
     pub fn new(models: Vec<&'a Seq2Seq>, device: Device, engine: Engine) -> Self {

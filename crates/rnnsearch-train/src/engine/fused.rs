@@ -36,7 +36,7 @@ pub struct FusedLearner {
 }
 
 impl FusedLearner {
-    /// `model`, which must be one [`crate::fused::unsupported`] accepts, with fresh moments.
+    /// `model` with fresh moments.
     pub fn new(model: Seq2Seq, train: &TrainConfig) -> Self {
         let binding = Binding::of(&model);
         let params = binding.read(&model);

@@ -13,11 +13,11 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use rnnsearch_data::Batch;
-use rnnsearch_model::{ModelConfig, Seq2Seq};
+use rnnsearch_model::Seq2Seq;
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::{EngineChoice, TrainConfig};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub use self::fused::FusedLearner;
 pub use self::moments::{read_moments, write_moments};
@@ -33,17 +33,12 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// The engine `choice` means for `model`: `auto` is the fused engine wherever it covers the
-    /// model (the caller resolves `auto` to burn on a GPU backend first).
-    pub fn choose(choice: EngineChoice, model: &ModelConfig) -> Result<Self> {
-        let unsupported = crate::fused::unsupported(model);
-        match (choice, unsupported) {
-            (EngineChoice::Burn, _) => Ok(Engine::Burn),
-            (EngineChoice::Auto, None) | (EngineChoice::Fused, None) => Ok(Engine::Fused),
-            (EngineChoice::Auto, Some(_)) => Ok(Engine::Burn),
-            (EngineChoice::Fused, Some(reason)) => Err(Error::Config(format!(
-                "train.engine = \"fused\": {reason}; use \"auto\" or \"burn\""
-            ))),
+    /// The engine `choice` means: `auto` is the fused engine, which covers every model of the
+    /// family (the caller resolves `auto` to burn on a GPU backend first).
+    pub fn choose(choice: EngineChoice) -> Self {
+        match choice {
+            EngineChoice::Burn => Engine::Burn,
+            EngineChoice::Auto | EngineChoice::Fused => Engine::Fused,
         }
     }
 
@@ -164,6 +159,7 @@ mod tests {
     use crate::fused::tests::{repeated, tiny_config};
     use burn::module::{Module, ModuleVisitor, Param};
     use burn::tensor::Tensor;
+    use rnnsearch_model::ModelConfig;
 
     fn weights(model: &Seq2Seq) -> Vec<Vec<f32>> {
         struct Collect(Vec<Vec<f32>>);

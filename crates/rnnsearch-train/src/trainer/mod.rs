@@ -104,7 +104,7 @@ impl<'a> Trainer<'a> {
         let model = config
             .model
             .init(data.src_vocab.len(), data.tgt_vocab.len(), &device);
-        let engine = Engine::choose(t.engine, &config.model)?;
+        let engine = Engine::choose(t.engine);
         let parameters = model.parameter_count();
         let mut learner = Learner::new(engine, model, t);
         let mut state = TrainState::new(t.lr);
