@@ -11,6 +11,8 @@
 
 use rayon::prelude::*;
 
+use crate::linalg::simd_dispatch;
+
 /// Values per parallel task: large enough that a task's overhead is nothing beside its loop.
 const CHUNK: usize = 1 << 15;
 
@@ -60,24 +62,52 @@ impl Adam {
         let bias2 = (1.0 - b2.powi(t)).sqrt();
         let factor = bias2 / (1.0 - b1.powi(t));
         let eps = self.eps * bias2;
-        let (decay, lr) = (self.weight_decay, lr as f32);
+        let step = Step {
+            b1,
+            b2,
+            factor,
+            eps,
+            decay: self.weight_decay,
+            lr: lr as f32,
+            scale,
+        };
         params
             .par_chunks_mut(CHUNK)
             .zip(grads.par_chunks(CHUNK))
             .zip(moments.m.par_chunks_mut(CHUNK))
             .zip(moments.v.par_chunks_mut(CHUNK))
-            .for_each(|(((theta, g), m), v)| {
-                for i in 0..theta.len() {
-                    let mut grad = g[i] * scale;
-                    if decay != 0.0 {
-                        grad += theta[i] * decay;
-                    }
-                    m[i] = m[i] * b1 + grad * (1.0 - b1);
-                    v[i] = v[i] * b2 + grad * grad * (1.0 - b2);
-                    let step = (m[i] * factor) / (v[i].sqrt() + eps);
-                    theta[i] -= step * lr;
-                }
-            });
+            .for_each(|(((theta, g), m), v)| update_chunk(theta, g, m, v, step));
+    }
+}
+
+/// The constants of one update.
+#[derive(Clone, Copy)]
+struct Step {
+    b1: f32,
+    b2: f32,
+    /// √(1 − β₂ᵗ) / (1 − β₁ᵗ)
+    factor: f32,
+    /// ε √(1 − β₂ᵗ)
+    eps: f32,
+    decay: f32,
+    lr: f32,
+    scale: f32,
+}
+
+simd_dispatch! {
+    /// One chunk of [`Adam::update`].
+    fn update_chunk(theta: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: Step) {
+        let Step { b1, b2, factor, eps, decay, lr, scale } = step;
+        for i in 0..theta.len() {
+            let mut grad = g[i] * scale;
+            if decay != 0.0 {
+                grad += theta[i] * decay;
+            }
+            m[i] = m[i] * b1 + grad * (1.0 - b1);
+            v[i] = v[i] * b2 + grad * grad * (1.0 - b2);
+            let update = (m[i] * factor) / (v[i].sqrt() + eps);
+            theta[i] -= update * lr;
+        }
     }
 }
 

@@ -112,3 +112,47 @@ pub fn read_moments(binding: &Binding, bytes: Vec<u8>, what: &str) -> Result<Mom
     moments.time = time.unwrap_or(0);
     Ok(moments)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fused::tests::tiny_config;
+    use burn::tensor::Device;
+
+    fn binding(seed: u64) -> Binding {
+        let device = Device::flex();
+        device.seed(seed);
+        Binding::of(&tiny_config(1).init(13, 11, &device))
+    }
+
+    #[test]
+    fn moments_round_trip_and_foreign_records_are_refused_with_the_reason() {
+        let ours = binding(1);
+        let mut moments = Moments::zeros(ours.layout().trained().len());
+        moments
+            .m
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = i as f32);
+        moments
+            .v
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = 0.5 * i as f32);
+        moments.time = 7;
+        let bytes = write_moments(&ours, &moments).unwrap();
+        assert_eq!(read_moments(&ours, bytes.clone(), "last").unwrap(), moments);
+
+        // another model's record: its parameter ids are not ours
+        let err = read_moments(&binding(2), bytes, "ckpt/optimizer.bpk").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("ckpt/optimizer.bpk"), "{message}");
+        assert!(message.contains("no Adam state for parameter"), "{message}");
+
+        let err = read_moments(&ours, b"not burnpack".to_vec(), "x.bpk").unwrap_err();
+        assert!(
+            err.to_string().contains("unreadable optimizer state"),
+            "{err}"
+        );
+    }
+}
