@@ -188,10 +188,24 @@ fn deep_output(
     (t, Activation::Maxout { upper_won })
 }
 
+thread_local! {
+    /// The logits buffer of the last step on this thread (each part of a batch runs on a
+    /// thread of its own, step after step). The largest buffer of a step: allocated afresh,
+    /// its pages were faulted in and zeroed by the kernel every step.
+    static LOGITS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Hands the logits buffer (`[rows, V]`, done with) back for the next step on this thread.
+pub fn recycle_logits(logits: Vec<f32>) {
+    LOGITS.with(|kept| kept.set(logits));
+}
+
 /// logits = t W_o + b, `[rows, V]`.
 fn project(t: &[f32], out_w: &[f32], out_b: &[f32], l: usize) -> Vec<f32> {
     let rows = t.len() / l;
-    let mut logits = vec![0.0; rows * out_b.len()];
+    let mut logits = LOGITS.with(|kept| kept.take());
+    logits.clear();
+    logits.resize(rows * out_b.len(), 0.0);
     matmul(
         Layout::NN,
         rows,

@@ -432,7 +432,7 @@ pub fn train_step(
 
     // Backward, the same layers in reverse order.
     let d_features = output::backward(&weights.output(), &out_cache, &logits, grads.output());
-    drop(logits);
+    output::recycle_logits(logits);
     let (d_states, d_contexts, d_embedded) = split_features(&d_features, dims);
     let mut d_annotations = vec![0.0; enc.annotations.len()];
     let mut d_keys = vec![0.0; enc.keys.values.len()];
