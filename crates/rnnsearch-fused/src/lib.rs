@@ -37,7 +37,7 @@ pub use adam::{Adam, Moments};
 pub use inference::Decoding;
 pub use memory::Layout;
 pub use packed::{PackedColumns, PackedDecoder};
-pub use parallel::{on_own_threads, train_step_in_parts, GradBuffers};
+pub use parallel::{loss_in_parts, on_own_threads, train_step_in_parts, GradBuffers};
 pub use step::{train_step, Batch, StepOptions, StepResult};
 
 /// The recurrent unit of the encoder and the decoder.

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::adam::{add_into, zero};
-use crate::step::{train_step, Batch, StepOptions, StepResult};
+use crate::step::{loss, train_step, Batch, StepOptions, StepResult};
 use crate::{Layout, Weights};
 
 /// Sentences a part needs at the least; smaller batches are not cut.
@@ -203,6 +203,31 @@ pub fn train_step_in_parts(
     drop(buffers);
     let others: Vec<&[f32]> = grads.parts.iter().map(|g| g.as_slice()).collect();
     add_into(&mut grads.sum, &others);
+    StepResult {
+        loss: results.iter().map(|r| r.loss).sum(),
+        nll_sum: results.iter().map(|r| r.nll_sum).sum(),
+    }
+}
+
+/// The forward-only loss of [`crate::step::loss`] with the batch cut into parts as in
+/// [`train_step_in_parts`], the parts' sums added.
+pub fn loss_in_parts(
+    weights: &Weights,
+    dims: &crate::Dims,
+    batch: &Batch,
+    options: &StepOptions,
+    parts: usize,
+) -> StepResult {
+    let sentences = batch.source_lengths.len();
+    let parts = parts_for(sentences, parts, MIN_PART_SENTENCES);
+    if parts == 1 {
+        return loss(weights, dims, batch, options);
+    }
+    let ranges = part_ranges(sentences, parts);
+    let results = on_own_threads(parts, |p| {
+        let part = PartBatch::of(batch, ranges[p].clone());
+        loss(weights, dims, &part.batch(), options)
+    });
     StepResult {
         loss: results.iter().map(|r| r.loss).sum(),
         nll_sum: results.iter().map(|r| r.nll_sum).sum(),

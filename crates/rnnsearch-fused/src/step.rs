@@ -11,10 +11,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::attention::{normalize_rows, normalize_rows_backward};
 use crate::attention::{Memory, Shape};
-use crate::decoder::{self, DecoderOutputGrads, DecoderWeightGrads};
+use crate::decoder::{self, DecoderCache, DecoderOutputGrads, DecoderWeightGrads};
 use crate::encoder::{layer_backward, layer_forward, LayerCache};
 use crate::linalg::{add_bias, add_column_sums, matmul, tanh, Layout};
-use crate::output::{self, LossSums, OutputGrads};
+use crate::output::{self, LossSums, OutputCache, OutputGrads};
 use crate::packed::{affine, PackedColumns};
 use crate::{Bridge, Dims, Grads, Scorer, Weights};
 
@@ -405,19 +405,21 @@ fn loss_forward_backward(logits: &mut [f32], batch: &Batch, options: &StepOption
     output::loss_and_gradient(logits, &targets, &row_weights, options.label_smoothing)
 }
 
-/// Forward, label-smoothed loss and backward of one batch: the loss, and every weight's
-/// gradient added to `grads`.
-pub fn train_step(
-    weights: &Weights,
-    dims: &Dims,
-    batch: &Batch,
-    options: &StepOptions,
-    grads: &mut Grads,
-) -> StepResult {
+/// What the forward pass of a batch leaves for the backward pass: every layer's cache, and the
+/// logits already replaced by ∂L/∂logits.
+struct Forward {
+    enc: EncoderForward,
+    target: TargetForward,
+    dec: DecoderCache,
+    logits: Vec<f32>,
+    out_cache: OutputCache,
+    sums: LossSums,
+}
+
+/// The forward pass of one batch, layer by layer, and its label-smoothed loss.
+fn forward(weights: &Weights, dims: &Dims, batch: &Batch, options: &StepOptions) -> Forward {
     let lengths = batch.source_lengths;
     let mut masks = Masks::new(options.dropout, options.seed);
-
-    // Forward.
     let enc = encode(weights, dims, batch.source, lengths, &mut masks);
     let target = target_forward(weights, dims, batch, &mut masks);
     let memory = enc.memory(dims, lengths);
@@ -428,7 +430,46 @@ pub fn train_step(
     let features = output_features(states, &dec.contexts, &target.embedded, dims);
     let output_mask = masks.next(target.embedded.len() / dims.embedding * dims.output);
     let (mut logits, out_cache) = output::forward(&weights.output(), features, output_mask);
-    let LossSums { objective, nll } = loss_forward_backward(&mut logits, batch, options);
+    let sums = loss_forward_backward(&mut logits, batch, options);
+    Forward {
+        enc,
+        target,
+        dec,
+        logits,
+        out_cache,
+        sums,
+    }
+}
+
+/// The label-smoothed loss of one batch, forward only (validation).
+pub fn loss(weights: &Weights, dims: &Dims, batch: &Batch, options: &StepOptions) -> StepResult {
+    let Forward { logits, sums, .. } = forward(weights, dims, batch, options);
+    output::recycle_logits(logits);
+    StepResult {
+        loss: sums.objective,
+        nll_sum: sums.nll,
+    }
+}
+
+/// Forward, label-smoothed loss and backward of one batch: the loss, and every weight's
+/// gradient added to `grads`.
+pub fn train_step(
+    weights: &Weights,
+    dims: &Dims,
+    batch: &Batch,
+    options: &StepOptions,
+    grads: &mut Grads,
+) -> StepResult {
+    let lengths = batch.source_lengths;
+    let Forward {
+        enc,
+        target,
+        dec,
+        logits,
+        out_cache,
+        sums: LossSums { objective, nll },
+    } = forward(weights, dims, batch, options);
+    let memory = enc.memory(dims, lengths);
 
     // Backward, the same layers in reverse order.
     let d_features = output::backward(&weights.output(), &out_cache, &logits, grads.output());

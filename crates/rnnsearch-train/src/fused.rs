@@ -7,7 +7,8 @@ use std::ops::Range;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
-use rnnsearch_fused::{Decoding, Dims, Layout, PackedDecoder, Weights};
+use rnnsearch_data::Batch;
+use rnnsearch_fused::{loss_in_parts, Decoding, Dims, Layout, PackedDecoder, StepOptions, Weights};
 use rnnsearch_model::cell::Cell;
 use rnnsearch_model::{Bridge, CellKind, DeepOutput, Scorer, Seq2Seq, StepDecoder, StepScores};
 use std::sync::OnceLock;
@@ -205,7 +206,47 @@ impl Binding {
     }
 }
 
-/// The weights of a burn model copied into one flat buffer for `rnnsearch-fused`'s forward pass.
+/// A batch in `rnnsearch-fused`'s form: ids as `usize`, padding flags for the targets.
+pub struct FusedBatch {
+    source: Vec<usize>,
+    source_lengths: Vec<usize>,
+    target_in: Vec<usize>,
+    target_out: Vec<usize>,
+    target_padding: Vec<bool>,
+    tgt_len: usize,
+    /// Real target tokens.
+    pub tokens: usize,
+}
+
+impl FusedBatch {
+    pub fn of(batch: &Batch) -> Self {
+        let ids = |v: &[u32]| -> Vec<usize> { v.iter().map(|&x| x as usize).collect() };
+        Self {
+            source: ids(&batch.src),
+            source_lengths: batch.src_lengths.clone(),
+            target_in: ids(&batch.tgt_in),
+            target_out: ids(&batch.tgt_out),
+            target_padding: batch.tgt_mask().into_iter().map(|real| !real).collect(),
+            tgt_len: batch.tgt_len(),
+            tokens: batch.num_tgt_tokens(),
+        }
+    }
+
+    pub fn borrow(&self) -> rnnsearch_fused::Batch<'_> {
+        rnnsearch_fused::Batch {
+            source: &self.source,
+            source_lengths: &self.source_lengths,
+            target_in: &self.target_in,
+            target_out: &self.target_out,
+            target_padding: &self.target_padding,
+            tgt_len: self.tgt_len,
+        }
+    }
+}
+
+/// The weights of a model in one flat buffer for `rnnsearch-fused`'s forward pass: copied from
+/// a burn model, or from the fused engine's own parameters.
+#[derive(Clone)]
 pub struct FusedWeights {
     layout: Layout,
     params: Vec<f32>,
@@ -223,6 +264,32 @@ impl FusedWeights {
             params,
             packed: OnceLock::new(),
         }
+    }
+
+    /// `params`, a buffer of `layout`.
+    pub fn from_flat(layout: Layout, params: Vec<f32>) -> Self {
+        assert_eq!(params.len(), layout.len(), "a buffer of the layout");
+        Self {
+            layout,
+            params,
+            packed: OnceLock::new(),
+        }
+    }
+
+    /// The label-smoothed loss per target token and Σ −log p(y_i) of `batch` (no dropout), the
+    /// batch cut into one part per thread.
+    pub fn loss(&self, batch: &Batch, label_smoothing: f32) -> (f64, f64) {
+        let fused = FusedBatch::of(batch);
+        let options = StepOptions {
+            dropout: 0.0,
+            label_smoothing,
+            tokens: fused.tokens,
+            seed: 0,
+        };
+        let threads = rayon::current_num_threads();
+        let weights = self.borrow();
+        let result = loss_in_parts(&weights, self.dims(), &fused.borrow(), &options, threads);
+        (result.loss, result.nll_sum)
     }
 
     /// The decoder packed for [`Decoding::step`], or None where the CPU has no kernel for it.

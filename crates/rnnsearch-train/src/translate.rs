@@ -9,6 +9,8 @@ use rnnsearch_model::{
 
 use rnnsearch_fused::parallel;
 
+use std::borrow::Cow;
+
 use crate::engine::Engine;
 use crate::fused::{FusedSteps, FusedWeights};
 
@@ -30,7 +32,7 @@ pub struct Searcher<'a> {
     device: Device,
     /// The weights for `rnnsearch-fused`'s forward pass, one per model, when the search runs
     /// there; empty otherwise.
-    fused: Vec<FusedWeights>,
+    fused: Vec<Cow<'a, FusedWeights>>,
 }
 
 impl<'a> Searcher<'a> {
@@ -41,13 +43,25 @@ impl<'a> Searcher<'a> {
     pub fn new(models: Vec<&'a Seq2Seq>, device: Device, engine: Engine) -> Self {
         assert!(!models.is_empty(), "a search needs a model");
         let fused = match engine {
-            Engine::Fused => models.iter().map(|m| FusedWeights::of(m)).collect(),
+            Engine::Fused => models
+                .iter()
+                .map(|m| Cow::Owned(FusedWeights::of(m)))
+                .collect(),
             Engine::Burn => Vec::new(),
         };
         Self {
             models,
             device,
             fused,
+        }
+    }
+
+    /// The search over the fused engine's own `weights` (no burn model; `device` is unused).
+    pub fn of_weights(weights: &'a FusedWeights, device: Device) -> Self {
+        Self {
+            models: Vec::new(),
+            device,
+            fused: vec![Cow::Borrowed(weights)],
         }
     }
 
@@ -163,6 +177,19 @@ impl<'a> Translator<'a> {
     ) -> Self {
         Self {
             searcher: Searcher::new(models, device, engine),
+            src_vocab,
+            tgt_vocab,
+        }
+    }
+
+    /// A translator over `searcher`.
+    pub fn with_searcher(
+        searcher: Searcher<'a>,
+        src_vocab: &'a Vocab,
+        tgt_vocab: &'a Vocab,
+    ) -> Self {
+        Self {
+            searcher,
             src_vocab,
             tgt_vocab,
         }

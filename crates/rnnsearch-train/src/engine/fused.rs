@@ -17,7 +17,7 @@ use super::{clip_factor, StepReport};
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::error::{io_at, Result};
-use crate::fused::Binding;
+use crate::fused::{Binding, FusedBatch, FusedWeights};
 
 /// A model of a shape `rnnsearch-fused` covers, in its flat buffers.
 pub struct FusedLearner {
@@ -76,6 +76,11 @@ impl FusedLearner {
         write_moments(&self.binding, &self.moments)
     }
 
+    /// The weights, copied for the forward pass under validation.
+    pub fn weights(&self) -> FusedWeights {
+        FusedWeights::from_flat(self.binding.layout().clone(), self.params.clone())
+    }
+
     /// The weights as a burn model.
     pub fn model(&self) -> Seq2Seq {
         self.binding.write(&self.params, self.template.clone())
@@ -117,28 +122,17 @@ impl FusedLearner {
         dropout_seed: u64,
     ) -> StepReport {
         let layout = self.binding.layout();
-        let ids = |v: &[u32]| -> Vec<usize> { v.iter().map(|&x| x as usize).collect() };
-        let (source, target_in, target_out) =
-            (ids(&batch.src), ids(&batch.tgt_in), ids(&batch.tgt_out));
-        let target_padding: Vec<bool> = batch.tgt_mask().into_iter().map(|real| !real).collect();
-        let fused_batch = rnnsearch_fused::Batch {
-            source: &source,
-            source_lengths: &batch.src_lengths,
-            target_in: &target_in,
-            target_out: &target_out,
-            target_padding: &target_padding,
-            tgt_len: batch.tgt_len(),
-        };
+        let fused_batch = FusedBatch::of(batch);
         let options = StepOptions {
             dropout: self.dropout,
             label_smoothing,
-            tokens: batch.num_tgt_tokens(),
+            tokens: fused_batch.tokens,
             seed: dropout_seed,
         };
         let result = train_step_in_parts(
             layout,
             &layout.weights(&self.params),
-            &fused_batch,
+            &fused_batch.borrow(),
             &options,
             self.parts,
             &mut self.grads,

@@ -11,6 +11,7 @@ mod moments;
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use rnnsearch_data::Batch;
 use rnnsearch_model::Seq2Seq;
@@ -18,6 +19,7 @@ use rnnsearch_model::Seq2Seq;
 use crate::checkpoint::{self, TrainState};
 use crate::config::{EngineChoice, TrainConfig};
 use crate::error::Result;
+use crate::fused::FusedWeights;
 
 pub use self::fused::FusedLearner;
 pub use self::moments::{read_moments, write_moments};
@@ -74,6 +76,13 @@ pub fn clip_factor(clip_norm: f32, norm: f64) -> Option<f32> {
     (clip_norm > 0.0 && norm > clip_norm as f64).then(|| (clip_norm as f64 / norm) as f32)
 }
 
+/// The current weights, as validation reads them: a burn model (without autodiff), or the
+/// fused engine's own flat weights.
+pub enum Snapshot {
+    Burn(Box<Seq2Seq>),
+    Fused(Box<FusedWeights>),
+}
+
 /// The model being trained and its optimiser state, as its engine keeps them.
 pub enum Learner {
     Burn(Box<BurnLearner>),
@@ -117,6 +126,14 @@ impl Learner {
         match self {
             Learner::Burn(l) => l.step(batch, train, lr, dropout_seed),
             Learner::Fused(l) => l.step(batch, train, lr, dropout_seed),
+        }
+    }
+
+    /// The current weights for validation, in the engine's own form.
+    pub fn snapshot(&self) -> Snapshot {
+        match self {
+            Learner::Burn(l) => Snapshot::Burn(Box::new(l.model.valid())),
+            Learner::Fused(l) => Snapshot::Fused(Box::new(l.weights())),
         }
     }
 

@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::tensor::Device;
 use indicatif::ProgressBar;
 use rnnsearch_data::{Batch, Prepared};
@@ -307,8 +306,9 @@ impl<'a> Trainer<'a> {
     /// Returns true when early stopping ends the run.
     fn validate_and_save(&mut self) -> Result<bool> {
         let t = &self.config.train;
-        let model = self.learner.model();
-        let v = self.evaluator().validate(&model.valid(), t.valid_beam);
+        let v = self
+            .evaluator()
+            .validate(&self.learner.snapshot(), t.valid_beam);
         let Verdict { improved, stop } = schedule::after_validation(t, &mut self.state, v.bleu);
         let record = json!({
             "step": self.state.step, "epoch": self.epoch_of_last_step(), "lr": self.state.lr,
@@ -343,7 +343,8 @@ impl<'a> Trainer<'a> {
         self.save("last")?;
         if t.keep_checkpoints > 0 {
             let name = checkpoint::step_name(self.state.step);
-            checkpoint::save(&self.checkpoints, &name, &model, None, &self.state)?;
+            self.learner
+                .save(&self.checkpoints, &name, false, &self.state)?;
             // An epoch's end a few updates from a valid_every validation, or the budget's end
             // just after an epoch's, would otherwise keep two near-copies of one model.
             let min_gap = (t.valid_every / 10) as u64;

@@ -4,13 +4,13 @@
 
 use burn::tensor::Device;
 use rnnsearch_bleu::{Bleu, Chrf, Metric};
-use rnnsearch_data::{batches, Prepared, Vocab};
+use rnnsearch_data::{batches, Batch, Prepared, Vocab};
 use rnnsearch_model::{SearchConfig, Seq2Seq};
 
 use crate::config::TrainConfig;
-use crate::engine::{BatchTensors, Engine};
+use crate::engine::{BatchTensors, Engine, Snapshot};
 use crate::loss::label_smoothed_cross_entropy;
-use crate::translate::Translator;
+use crate::translate::{Searcher, Translator};
 
 /// Validation figures.
 #[derive(Clone, Debug)]
@@ -41,29 +41,30 @@ pub struct Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
-    /// Loss, perplexity, BLEU and chrF of `model` (without autodiff) on the val set, decoding
+    /// Loss, perplexity, BLEU and chrF of the weights of `snapshot` on the val set, decoding
     /// with beam `beam`.
-    pub fn validate(&self, model: &Seq2Seq, beam: usize) -> Validation {
+    pub fn validate(&self, snapshot: &Snapshot, beam: usize) -> Validation {
         let split = &self.data.valid;
         let mut loss_sum = 0.0;
         let mut nll_sum = 0.0;
         let mut tokens = 0usize;
         for batch in batches(&split.examples, self.train.valid_batch_tokens, 0, 0) {
-            let tensors = BatchTensors::new(&batch, &self.device);
-            let out = model.forward(tensors.source, &tensors.source_lengths, tensors.target_in);
             let n = batch.num_tgt_tokens();
-            let loss = label_smoothed_cross_entropy(
-                out.logits,
-                tensors.target_out,
-                tensors.target_padding,
-                self.train.label_smoothing,
-                n,
-            );
-            loss_sum += loss.per_token.into_scalar::<f32>() as f64 * n as f64;
-            nll_sum += loss.nll_sum.into_scalar::<f32>() as f64;
+            let (loss, nll) = match snapshot {
+                Snapshot::Burn(model) => self.burn_loss(model, &batch),
+                Snapshot::Fused(weights) => weights.loss(&batch, self.train.label_smoothing),
+            };
+            loss_sum += loss * n as f64;
+            nll_sum += nll;
             tokens += n;
         }
-        let hypotheses = self.translate(&[model], &split.src_text, beam);
+        let hypotheses = match snapshot {
+            Snapshot::Burn(model) => self.translate(&[model], &split.src_text, beam),
+            Snapshot::Fused(weights) => {
+                let searcher = Searcher::of_weights(weights, self.device.clone());
+                self.translate_with(searcher, &split.src_text, beam)
+            }
+        };
         let (bleu, chrf) = score(&hypotheses, &split.tgt_text);
         Validation {
             loss: loss_sum / tokens.max(1) as f64,
@@ -74,15 +75,33 @@ impl Evaluator<'_> {
         }
     }
 
+    /// The label-smoothed loss per token and Σ −log p of `batch` under the burn `model`.
+    fn burn_loss(&self, model: &Seq2Seq, batch: &Batch) -> (f64, f64) {
+        let tensors = BatchTensors::new(batch, &self.device);
+        let out = model.forward(tensors.source, &tensors.source_lengths, tensors.target_in);
+        let loss = label_smoothed_cross_entropy(
+            out.logits,
+            tensors.target_out,
+            tensors.target_padding,
+            self.train.label_smoothing,
+            batch.num_tgt_tokens(),
+        );
+        (
+            loss.per_token.into_scalar::<f32>() as f64,
+            loss.nll_sum.into_scalar::<f32>() as f64,
+        )
+    }
+
     /// `sources` translated by `models` (one, or the members of an ensemble), detokenized.
     pub fn translate(&self, models: &[&Seq2Seq], sources: &[String], beam: usize) -> Vec<String> {
-        let translator = Translator::ensemble(
-            models.to_vec(),
-            &self.data.src_vocab,
-            &self.data.tgt_vocab,
-            self.device.clone(),
-            self.engine,
-        );
+        let searcher = Searcher::new(models.to_vec(), self.device.clone(), self.engine);
+        self.translate_with(searcher, sources, beam)
+    }
+
+    /// `sources` translated by `searcher`, detokenized.
+    fn translate_with(&self, searcher: Searcher, sources: &[String], beam: usize) -> Vec<String> {
+        let translator =
+            Translator::with_searcher(searcher, &self.data.src_vocab, &self.data.tgt_vocab);
         let search = SearchConfig {
             beam,
             alpha: self.train.alpha,
