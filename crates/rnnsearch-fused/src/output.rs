@@ -77,17 +77,20 @@ pub struct OutputGrads<'a> {
     pub out_b: &'a mut [f32],
 }
 
-/// Logits `[rows, V]` from `features` (`[rows, m + 2n + E]`), with dropout `mask` on t_i.
+/// Logits `[rows, V]` from `features` (`[rows, m + 2n + E]`), with dropout `mask` on t_i,
+/// written into `logits` (a buffer kept from step to step: the largest of a step, whose pages
+/// the kernel would otherwise fault in and zero every time).
 pub fn forward(
     w: &OutputWeights,
     features: Vec<f32>,
     mask: Option<Vec<f32>>,
+    logits: Vec<f32>,
 ) -> (Vec<f32>, OutputCache) {
     let (mut t, activation) = deep_output(w, &features, None);
     if let Some(mask) = &mask {
         t.iter_mut().zip(mask).for_each(|(t, m)| *t *= m);
     }
-    let logits = project(&t, w.out_w, w.out_b, w.units());
+    let logits = project(&t, w.out_w, w.out_b, w.units(), logits);
     (
         logits,
         OutputCache {
@@ -188,22 +191,9 @@ fn deep_output(
     (t, Activation::Maxout { upper_won })
 }
 
-thread_local! {
-    /// The logits buffer of the last step on this thread (each part of a batch runs on a
-    /// thread of its own, step after step). The largest buffer of a step: allocated afresh,
-    /// its pages were faulted in and zeroed by the kernel every step.
-    static LOGITS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// Hands the logits buffer (`[rows, V]`, done with) back for the next step on this thread.
-pub fn recycle_logits(logits: Vec<f32>) {
-    LOGITS.with(|kept| kept.set(logits));
-}
-
 /// logits = t W_o + b, `[rows, V]`.
-fn project(t: &[f32], out_w: &[f32], out_b: &[f32], l: usize) -> Vec<f32> {
+fn project(t: &[f32], out_w: &[f32], out_b: &[f32], l: usize, mut logits: Vec<f32>) -> Vec<f32> {
     let rows = t.len() / l;
-    let mut logits = LOGITS.with(|kept| kept.take());
     logits.clear();
     logits.resize(rows * out_b.len(), 0.0);
     matmul(
@@ -381,7 +371,7 @@ mod tests {
             logits_and_normalizers(&w, &features, packed, &mut logits, &mut lse);
 
             let (t, _) = deep_output(&w, &features, None);
-            let want = project(&t, &out_w, &out_b, l);
+            let want = project(&t, &out_w, &out_b, l, Vec::new());
             assert_eq!(logits.len(), want.len());
             assert!(logits.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));
             assert_eq!(lse.len(), rows);
@@ -423,7 +413,7 @@ mod tests {
                     out_w: ow,
                     out_b: ob,
                 };
-                let (mut logits, cache) = forward(&w, f.to_vec(), Some(mask.clone()));
+                let (mut logits, cache) = forward(&w, f.to_vec(), Some(mask.clone()), Vec::new());
                 let sums = loss_and_gradient(&mut logits, &targets, &row_weights, 0.1);
                 (sums.objective, logits, cache)
             };

@@ -137,6 +137,8 @@ pub struct GradBuffers {
     /// The batch's gradients once a step is done.
     pub sum: Vec<f32>,
     parts: Vec<Vec<f32>>,
+    /// Each part's logits buffer, lent to its step (see [`train_step`]).
+    logits: Vec<Vec<f32>>,
 }
 
 impl GradBuffers {
@@ -144,6 +146,7 @@ impl GradBuffers {
         Self {
             sum: vec![0.0; layout.len()],
             parts: Vec::new(),
+            logits: Vec::new(),
         }
     }
 }
@@ -166,22 +169,26 @@ pub fn train_step_in_parts(
     let dims = &layout.dims;
     let sentences = batch.source_lengths.len();
     let parts = parts_for(sentences, parts, MIN_PART_SENTENCES);
+    grads.logits.resize_with(parts, Vec::new);
     if parts == 1 {
         zero(&mut grads.sum);
+        let mut sum = layout.grads(&mut grads.sum);
         return train_step(
             weights,
             dims,
             batch,
             options,
-            &mut layout.grads(&mut grads.sum),
+            &mut sum,
+            &mut grads.logits[0],
         );
     }
     grads
         .parts
         .resize_with(parts - 1, || vec![0.0; layout.len()]);
     let ranges = part_ranges(sentences, parts);
-    let buffers: Vec<Mutex<&mut Vec<f32>>> = std::iter::once(&mut grads.sum)
+    let buffers: Vec<Mutex<(&mut Vec<f32>, &mut Vec<f32>)>> = std::iter::once(&mut grads.sum)
         .chain(grads.parts.iter_mut())
+        .zip(grads.logits.iter_mut())
         .map(Mutex::new)
         .collect();
     let results = on_own_threads(parts, |p| {
@@ -190,14 +197,17 @@ pub fn train_step_in_parts(
             seed: part_seed(options.seed, p),
             ..*options
         };
-        let mut buffer = buffers[p].lock().expect("each part locks its own buffer");
-        zero(buffer.as_mut_slice());
+        let mut buffers = buffers[p].lock().expect("each part locks its own buffers");
+        let (gradient, logits) = &mut *buffers;
+        zero(gradient.as_mut_slice());
+        let mut gradient = layout.grads(gradient.as_mut_slice());
         train_step(
             weights,
             dims,
             &part.batch(),
             &options,
-            &mut layout.grads(buffer.as_mut_slice()),
+            &mut gradient,
+            logits,
         )
     });
     drop(buffers);

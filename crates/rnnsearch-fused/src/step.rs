@@ -416,8 +416,15 @@ struct Forward {
     sums: LossSums,
 }
 
-/// The forward pass of one batch, layer by layer, and its label-smoothed loss.
-fn forward(weights: &Weights, dims: &Dims, batch: &Batch, options: &StepOptions) -> Forward {
+/// The forward pass of one batch, layer by layer, and its label-smoothed loss; the logits are
+/// written into `logits`' allocation.
+fn forward(
+    weights: &Weights,
+    dims: &Dims,
+    batch: &Batch,
+    options: &StepOptions,
+    logits: Vec<f32>,
+) -> Forward {
     let lengths = batch.source_lengths;
     let mut masks = Masks::new(options.dropout, options.seed);
     let enc = encode(weights, dims, batch.source, lengths, &mut masks);
@@ -429,7 +436,7 @@ fn forward(weights: &Weights, dims: &Dims, batch: &Batch, options: &StepOptions)
     let states = &dec.states[lengths.len() * m..];
     let features = output_features(states, &dec.contexts, &target.embedded, dims);
     let output_mask = masks.next(target.embedded.len() / dims.embedding * dims.output);
-    let (mut logits, out_cache) = output::forward(&weights.output(), features, output_mask);
+    let (mut logits, out_cache) = output::forward(&weights.output(), features, output_mask, logits);
     let sums = loss_forward_backward(&mut logits, batch, options);
     Forward {
         enc,
@@ -443,8 +450,7 @@ fn forward(weights: &Weights, dims: &Dims, batch: &Batch, options: &StepOptions)
 
 /// The label-smoothed loss of one batch, forward only (validation).
 pub fn loss(weights: &Weights, dims: &Dims, batch: &Batch, options: &StepOptions) -> StepResult {
-    let Forward { logits, sums, .. } = forward(weights, dims, batch, options);
-    output::recycle_logits(logits);
+    let Forward { sums, .. } = forward(weights, dims, batch, options, Vec::new());
     StepResult {
         loss: sums.objective,
         nll_sum: sums.nll,
@@ -452,13 +458,14 @@ pub fn loss(weights: &Weights, dims: &Dims, batch: &Batch, options: &StepOptions
 }
 
 /// Forward, label-smoothed loss and backward of one batch: the loss, and every weight's
-/// gradient added to `grads`.
+/// gradient added to `grads`. `scratch` lends the logits its allocation and gets it back.
 pub fn train_step(
     weights: &Weights,
     dims: &Dims,
     batch: &Batch,
     options: &StepOptions,
     grads: &mut Grads,
+    scratch: &mut Vec<f32>,
 ) -> StepResult {
     let lengths = batch.source_lengths;
     let Forward {
@@ -468,12 +475,12 @@ pub fn train_step(
         logits,
         out_cache,
         sums: LossSums { objective, nll },
-    } = forward(weights, dims, batch, options);
+    } = forward(weights, dims, batch, options, std::mem::take(scratch));
     let memory = enc.memory(dims, lengths);
 
     // Backward, the same layers in reverse order.
     let d_features = output::backward(&weights.output(), &out_cache, &logits, grads.output());
-    output::recycle_logits(logits);
+    *scratch = logits;
     let (d_states, d_contexts, d_embedded) = split_features(&d_features, dims);
     let mut d_annotations = vec![0.0; enc.annotations.len()];
     let mut d_keys = vec![0.0; enc.keys.values.len()];

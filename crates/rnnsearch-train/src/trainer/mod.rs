@@ -218,13 +218,27 @@ impl<'a> Trainer<'a> {
         }
         self.state.finished = true;
         self.save("last")?;
+        // The test model is read back from the checkpoints: the weights, gradients and
+        // moments of training would only add to the final decoding's memory.
+        let Trainer {
+            config,
+            options,
+            data,
+            learner,
+            state,
+            mut log,
+            checkpoints,
+            ..
+        } = self;
+        let engine = learner.engine();
+        drop(learner);
         let report = TestReport {
-            config: self.config,
-            run_dir: &self.options.run_dir,
-            checkpoints: &self.checkpoints,
-            evaluator: evaluator(&self.data, self.config, self.options, self.learner.engine()),
+            config,
+            run_dir: &options.run_dir,
+            checkpoints: &checkpoints,
+            evaluator: evaluator(&data, config, options, engine),
         };
-        report.write(&self.state, &mut self.log)?;
+        report.write(&state, &mut log)?;
         Ok(Outcome::Finished)
     }
 
