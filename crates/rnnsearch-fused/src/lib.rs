@@ -38,7 +38,7 @@ pub use inference::Decoding;
 pub use memory::Layout;
 pub use packed::{PackedColumns, PackedDecoder};
 pub use parallel::{loss_in_parts, on_own_threads, train_step_in_parts, GradBuffers};
-pub use step::{train_step, Batch, StepOptions, StepResult};
+pub use step::{train_step, Batch, OwnedBatch, StepOptions, StepResult};
 
 /// The recurrent unit of the encoder and the decoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,11 +305,10 @@ impl Dims {
     /// backward (∂X = ∂Y Wᵀ and ∂W = Xᵀ ∂Y). The element-wise work (gates, tanh, softmax) is
     /// left out: it is a few percent of the total at these sizes.
     pub fn step_flops(&self, batch: usize, src_len: usize, tgt_len: usize) -> f64 {
-        let (e, n, m, a, l, v) = (
+        let (e, n, m, l, v) = (
             self.embedding as f64,
             self.hidden as f64,
             self.decoder_hidden as f64,
-            self.attention as f64,
             self.output as f64,
             self.tgt_vocab as f64,
         );
@@ -323,7 +322,6 @@ impl Dims {
             forward += 2.0 * (product(b * s, d_in, g * n) + product(b * s, n, g * n));
         }
         let k = self.key_width() as f64;
-        let _ = a;
         forward += product(b * s, 2.0 * n, self.key_weights() as f64 / (2.0 * n)) // keys
             + product(b, self.bridge_inputs() as f64, m) // bridge
             + product(b * t, e, g * m) // decoder input, E y side
@@ -334,61 +332,6 @@ impl Dims {
             + product(b * t, m + 2.0 * n + e, self.deep_width() as f64) // deep output
             + product(b * t, l, v); // vocabulary projection
         3.0 * forward
-    }
-
-    /// Checks that `weights` have the sizes these dimensions imply, naming the first that does not.
-    pub fn check(&self, w: &Weights) -> Result<(), String> {
-        let (e, n, m, l) = (
-            self.embedding,
-            self.hidden,
-            self.decoder_hidden,
-            self.output,
-        );
-        let g = self.gates();
-        let mut sizes: Vec<(&str, usize, usize)> = vec![
-            ("src_embedding", w.src_embedding.len(), self.src_vocab * e),
-            ("bridge_w", w.bridge_w.len(), self.bridge_inputs() * m),
-            (
-                "bridge_b",
-                w.bridge_b.len(),
-                if self.bridge_inputs() > 0 { m } else { 0 },
-            ),
-            ("key", w.key.len(), self.key_weights()),
-            ("query", w.query.len(), m * self.query_width()),
-            ("energy", w.energy.len(), self.query_width()),
-            (
-                "log_temperature",
-                w.log_temperature.len(),
-                self.temperatures(),
-            ),
-            ("tgt_embedding", w.tgt_embedding.len(), self.tgt_vocab * e),
-            ("decoder.w", w.decoder.w.len(), (e + 2 * n) * g * m),
-            ("decoder.b", w.decoder.b.len(), g * m),
-            ("decoder.u", w.decoder.u.len(), m * g * m),
-            ("decoder.c", w.decoder.c.len(), g * m),
-            (
-                "deep_w",
-                w.deep_w.len(),
-                (m + 2 * n + e) * self.deep_width(),
-            ),
-            ("deep_b", w.deep_b.len(), self.deep_width()),
-            ("out_w", w.out_w.len(), l * self.tgt_vocab),
-            ("out_b", w.out_b.len(), self.tgt_vocab),
-            ("encoder layers", w.encoder.len(), self.layers),
-        ];
-        for (layer, dirs) in w.encoder.iter().enumerate() {
-            let d_in = if layer == 0 { e } else { 2 * n };
-            for cell in dirs {
-                sizes.push(("encoder.w", cell.w.len(), d_in * g * n));
-                sizes.push(("encoder.b", cell.b.len(), g * n));
-                sizes.push(("encoder.u", cell.u.len(), n * g * n));
-                sizes.push(("encoder.c", cell.c.len(), g * n));
-            }
-        }
-        match sizes.iter().find(|(_, got, want)| got != want) {
-            Some((name, got, want)) => Err(format!("{name}: {got} values, expected {want}")),
-            None => Ok(()),
-        }
     }
 }
 

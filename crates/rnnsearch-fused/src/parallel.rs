@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::adam::{add_into, zero};
-use crate::step::{loss, train_step, Batch, StepOptions, StepResult};
+use crate::step::{loss, train_step, Batch, OwnedBatch, StepOptions, StepResult};
 use crate::{Layout, Weights};
 
 /// Sentences a part needs at the least; smaller batches are not cut.
@@ -74,60 +74,6 @@ pub fn part_ranges(sentences: usize, parts: usize) -> Vec<std::ops::Range<usize>
     (0..parts)
         .map(|p| sentences * p / parts..sentences * (p + 1) / parts)
         .collect()
-}
-
-/// A batch's rows `range`, each padding cut to the longest row of the range.
-struct PartBatch {
-    source: Vec<usize>,
-    source_lengths: Vec<usize>,
-    target_in: Vec<usize>,
-    target_out: Vec<usize>,
-    target_padding: Vec<bool>,
-    tgt_len: usize,
-}
-
-impl PartBatch {
-    fn of(batch: &Batch, range: std::ops::Range<usize>) -> Self {
-        let sentences = batch.source_lengths.len();
-        let (src_width, tgt_width) = (batch.source.len() / sentences, batch.tgt_len);
-        let source_lengths = batch.source_lengths[range.clone()].to_vec();
-        let src_len = source_lengths.iter().copied().max().unwrap_or(0).max(1);
-        // Target rows are padded at the end: a row's length is its count of real positions.
-        let real = |b: usize| {
-            let row = &batch.target_padding[b * tgt_width..(b + 1) * tgt_width];
-            row.iter().filter(|&&pad| !pad).count()
-        };
-        let tgt_len = range.clone().map(real).max().unwrap_or(0).max(1);
-        let rows = |x: &[usize], width: usize, keep: usize| -> Vec<usize> {
-            range
-                .clone()
-                .flat_map(|b| x[b * width..b * width + keep].iter().copied())
-                .collect()
-        };
-        Self {
-            source: rows(batch.source, src_width, src_len),
-            target_in: rows(batch.target_in, tgt_width, tgt_len),
-            target_out: rows(batch.target_out, tgt_width, tgt_len),
-            target_padding: range
-                .clone()
-                .flat_map(|b| batch.target_padding[b * tgt_width..b * tgt_width + tgt_len].iter())
-                .copied()
-                .collect(),
-            source_lengths,
-            tgt_len,
-        }
-    }
-
-    fn batch(&self) -> Batch<'_> {
-        Batch {
-            source: &self.source,
-            source_lengths: &self.source_lengths,
-            target_in: &self.target_in,
-            target_out: &self.target_out,
-            target_padding: &self.target_padding,
-            tgt_len: self.tgt_len,
-        }
-    }
 }
 
 /// Gradient buffers of one [`Layout`]: the batch's sum, and one more for each part past the
@@ -192,7 +138,7 @@ pub fn train_step_in_parts(
         .map(Mutex::new)
         .collect();
     let results = on_own_threads(parts, |p| {
-        let part = PartBatch::of(batch, ranges[p].clone());
+        let part = OwnedBatch::part(batch, ranges[p].clone());
         let options = StepOptions {
             seed: part_seed(options.seed, p),
             ..*options
@@ -204,7 +150,7 @@ pub fn train_step_in_parts(
         train_step(
             weights,
             dims,
-            &part.batch(),
+            &part.borrow(),
             &options,
             &mut gradient,
             logits,
@@ -235,8 +181,8 @@ pub fn loss_in_parts(
     }
     let ranges = part_ranges(sentences, parts);
     let results = on_own_threads(parts, |p| {
-        let part = PartBatch::of(batch, ranges[p].clone());
-        loss(weights, dims, &part.batch(), options)
+        let part = OwnedBatch::part(batch, ranges[p].clone());
+        loss(weights, dims, &part.borrow(), options)
     });
     StepResult {
         loss: results.iter().map(|r| r.loss).sum(),
@@ -288,7 +234,7 @@ mod tests {
             target_padding: &target_padding,
             tgt_len: 3,
         };
-        let part = PartBatch::of(&batch, 1..3);
+        let part = OwnedBatch::part(&batch, 1..3);
         assert_eq!(part.source, vec![7, 8, 9, 10, 11, 0, 0, 0]);
         assert_eq!(part.source_lengths, vec![4, 1]);
         assert_eq!(part.tgt_len, 2);

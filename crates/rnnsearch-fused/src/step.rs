@@ -33,6 +33,62 @@ pub struct Batch<'a> {
     pub tgt_len: usize,
 }
 
+/// A [`Batch`] that owns its buffers.
+#[derive(Clone, Debug, Default)]
+pub struct OwnedBatch {
+    pub source: Vec<usize>,
+    pub source_lengths: Vec<usize>,
+    pub target_in: Vec<usize>,
+    pub target_out: Vec<usize>,
+    pub target_padding: Vec<bool>,
+    pub tgt_len: usize,
+}
+
+impl OwnedBatch {
+    /// `batch`'s rows `range`, each padding cut to the longest row of the range.
+    pub fn part(batch: &Batch, range: std::ops::Range<usize>) -> Self {
+        let sentences = batch.source_lengths.len();
+        let (src_width, tgt_width) = (batch.source.len() / sentences, batch.tgt_len);
+        let source_lengths = batch.source_lengths[range.clone()].to_vec();
+        let src_len = source_lengths.iter().copied().max().unwrap_or(0).max(1);
+        // Target rows are padded at the end: a row's length is its count of real positions.
+        let real = |b: usize| {
+            let row = &batch.target_padding[b * tgt_width..(b + 1) * tgt_width];
+            row.iter().filter(|&&pad| !pad).count()
+        };
+        let tgt_len = range.clone().map(real).max().unwrap_or(0).max(1);
+        let rows = |x: &[usize], width: usize, keep: usize| -> Vec<usize> {
+            range
+                .clone()
+                .flat_map(|b| x[b * width..b * width + keep].iter().copied())
+                .collect()
+        };
+        Self {
+            source: rows(batch.source, src_width, src_len),
+            target_in: rows(batch.target_in, tgt_width, tgt_len),
+            target_out: rows(batch.target_out, tgt_width, tgt_len),
+            target_padding: range
+                .clone()
+                .flat_map(|b| batch.target_padding[b * tgt_width..b * tgt_width + tgt_len].iter())
+                .copied()
+                .collect(),
+            source_lengths,
+            tgt_len,
+        }
+    }
+
+    pub fn borrow(&self) -> Batch<'_> {
+        Batch {
+            source: &self.source,
+            source_lengths: &self.source_lengths,
+            target_in: &self.target_in,
+            target_out: &self.target_out,
+            target_padding: &self.target_padding,
+            tgt_len: self.tgt_len,
+        }
+    }
+}
+
 /// How a step is run.
 #[derive(Clone, Copy, Debug)]
 pub struct StepOptions {

@@ -8,7 +8,9 @@ use std::ops::Range;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
 use rnnsearch_data::Batch;
-use rnnsearch_fused::{loss_in_parts, Decoding, Dims, Layout, PackedDecoder, StepOptions, Weights};
+use rnnsearch_fused::{
+    loss_in_parts, Decoding, Dims, Layout, OwnedBatch, PackedDecoder, StepOptions, Weights,
+};
 use rnnsearch_model::cell::Cell;
 use rnnsearch_model::{Bridge, CellKind, DeepOutput, Scorer, Seq2Seq, StepDecoder, StepScores};
 use std::sync::OnceLock;
@@ -206,15 +208,10 @@ impl Binding {
     }
 }
 
-/// A batch in `rnnsearch-fused`'s form: ids as `usize`, padding flags for the targets.
+/// A batch in `rnnsearch-fused`'s form (ids as `usize`, padding flags for the targets), and
+/// its real target tokens.
 pub struct FusedBatch {
-    source: Vec<usize>,
-    source_lengths: Vec<usize>,
-    target_in: Vec<usize>,
-    target_out: Vec<usize>,
-    target_padding: Vec<bool>,
-    tgt_len: usize,
-    /// Real target tokens.
+    pub batch: OwnedBatch,
     pub tokens: usize,
 }
 
@@ -222,24 +219,15 @@ impl FusedBatch {
     pub fn of(batch: &Batch) -> Self {
         let ids = |v: &[u32]| -> Vec<usize> { v.iter().map(|&x| x as usize).collect() };
         Self {
-            source: ids(&batch.src),
-            source_lengths: batch.src_lengths.clone(),
-            target_in: ids(&batch.tgt_in),
-            target_out: ids(&batch.tgt_out),
-            target_padding: batch.tgt_mask().into_iter().map(|real| !real).collect(),
-            tgt_len: batch.tgt_len(),
+            batch: OwnedBatch {
+                source: ids(&batch.src),
+                source_lengths: batch.src_lengths.clone(),
+                target_in: ids(&batch.tgt_in),
+                target_out: ids(&batch.tgt_out),
+                target_padding: batch.tgt_mask().into_iter().map(|real| !real).collect(),
+                tgt_len: batch.tgt_len(),
+            },
             tokens: batch.num_tgt_tokens(),
-        }
-    }
-
-    pub fn borrow(&self) -> rnnsearch_fused::Batch<'_> {
-        rnnsearch_fused::Batch {
-            source: &self.source,
-            source_lengths: &self.source_lengths,
-            target_in: &self.target_in,
-            target_out: &self.target_out,
-            target_padding: &self.target_padding,
-            tgt_len: self.tgt_len,
         }
     }
 }
@@ -288,7 +276,8 @@ impl FusedWeights {
         };
         let threads = rayon::current_num_threads();
         let weights = self.borrow();
-        let result = loss_in_parts(&weights, self.dims(), &fused.borrow(), &options, threads);
+        let batch = fused.batch.borrow();
+        let result = loss_in_parts(&weights, self.dims(), &batch, &options, threads);
         (result.loss, result.nll_sum)
     }
 

@@ -132,7 +132,7 @@ impl FusedLearner {
         let result = train_step_in_parts(
             layout,
             &layout.weights(&self.params),
-            &fused_batch.borrow(),
+            &fused_batch.batch.borrow(),
             &options,
             self.parts,
             &mut self.grads,
