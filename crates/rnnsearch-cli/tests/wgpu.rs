@@ -14,7 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::{rnnsearch, run, stdout, tiny_dates_config, tiny_dates_run};
 use gpu::{batch, gpu, tiny_config, VOCAB};
 use rnnsearch_data::Batch;
-use rnnsearch_train::{adam, optimize_step, StepSetup, TrainConfig};
+use rnnsearch_train::{Engine, Learner, TrainConfig};
 
 fn ids(values: &[u32], rows: usize, device: &Device) -> Tensor<2, Int> {
     let values: Vec<i64> = values.iter().map(|&v| v as i64).collect();
@@ -57,19 +57,11 @@ fn logits_equal_the_cpu_backends() {
 /// Losses of `steps` Adam updates through burn's autodiff on `device`, from `model`.
 fn losses(model: &rnnsearch_model::Seq2Seq, device: &Device, steps: usize) -> Vec<f64> {
     let device = device.clone().autodiff();
-    let mut model = model.clone().fork(&device);
     let train = TrainConfig::default();
-    let mut optimizer = adam(&train);
+    let mut learner = Learner::new(Engine::Burn, model.clone().fork(&device), &train);
     let batch = batch();
     (0..steps)
-        .map(|step| {
-            let setup = StepSetup {
-                device: &device,
-                fused: false,
-                dropout_seed: step as u64,
-            };
-            optimize_step(&mut model, &mut optimizer, &batch, &setup, &train, 3e-3).loss
-        })
+        .map(|step| learner.step(&batch, &train, 3e-3, step as u64).loss)
         .collect()
 }
 

@@ -7,7 +7,7 @@
 mod gpu;
 
 use gpu::{batch, gpu, tiny_config, VOCAB};
-use rnnsearch_train::{adam, optimize_step, StepSetup, TrainConfig};
+use rnnsearch_train::{Engine, Learner, TrainConfig};
 
 /// Resident set size of this process in KiB.
 fn rss_kib() -> u64 {
@@ -24,20 +24,15 @@ fn device_memory_and_rss_stay_flat_over_200_steps() {
     let Some(gpu) = gpu() else { return };
     let device = gpu.autodiff();
     device.seed(3);
-    let mut model = tiny_config().init(VOCAB, VOCAB, &device);
+    let model = tiny_config().init(VOCAB, VOCAB, &device);
     let train = TrainConfig::default();
-    let mut optimizer = adam(&train);
+    let mut learner = Learner::new(Engine::Burn, model, &train);
     let batch = batch();
     let mut in_use = Vec::new();
     let mut reserved = Vec::new();
     let mut rss = Vec::new();
     for step in 0..200 {
-        let setup = StepSetup {
-            device: &device,
-            fused: false,
-            dropout_seed: step,
-        };
-        optimize_step(&mut model, &mut optimizer, &batch, &setup, &train, 1e-3);
+        learner.step(&batch, &train, 1e-3, step);
         device.sync().unwrap();
         let usage = device
             .memory_pool_usage()
