@@ -14,6 +14,7 @@ pub mod dates;
 mod error;
 pub mod prepare;
 pub mod vocab;
+mod vocabs;
 
 pub use batch::{
     batches, padding_fraction, planned_padding, source_batches, Batch, EpochPlan, Example,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::DataConfig;
 use crate::corpus::FilterCounts;
-use crate::prepare::SideStats;
+use crate::vocabs::SideStats;
 use crate::Error;
 
 /// What every manifest says it is.

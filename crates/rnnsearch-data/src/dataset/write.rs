@@ -14,7 +14,7 @@ use super::manifest::{CorpusPart, InputFile, Manifest, FORMAT, MANIFEST_FILE, VE
 use crate::config::{CorpusKind, DataConfig};
 use crate::corpus::{normalize, read_parallel, Filter, FilterCounts, LineReader};
 use crate::dates;
-use crate::prepare::{SideStats, Texts, Vocabs};
+use crate::vocabs::{SideStats, Texts, Vocabs};
 use crate::{Error, Vocab};
 
 /// Pairs encoded at a time: large enough for `tokenizers`' parallel batch encoding, small enough
