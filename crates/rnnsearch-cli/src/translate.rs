@@ -46,8 +46,8 @@ pub struct DecodeArgs {
     /// Source tokens per batch
     #[arg(long, value_name = "N", default_value_t = 4000)]
     pub batch_tokens: usize,
-    /// What runs the search's forward pass: `fused` (the hand-written CPU pass) where it covers
-    /// the model and the backend is a CPU one, else the burn model
+    /// What runs the search's forward pass: `fused` (the hand-written CPU pass, every model)
+    /// on a CPU backend, else the burn model
     #[arg(long, value_enum, default_value = "auto")]
     pub engine: EngineArg,
     #[command(flatten)]
