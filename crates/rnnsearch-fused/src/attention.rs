@@ -8,6 +8,7 @@
 //! The keys are computed once per batch by the caller. Each sentence is independent, so both
 //! passes run in parallel over sentences.
 
+use rayon::iter::Either;
 use rayon::prelude::*;
 
 use crate::linalg::{dot, exp, simd_dispatch, tanh};
@@ -56,12 +57,17 @@ pub struct Attended<'a> {
     pub context: &'a mut [f32],
 }
 
-/// `hidden` cut per sentence: `s·a` values each for the additive scorer, none for the others.
-fn per_sentence(hidden: &mut [f32], batch: usize, width: usize) -> Vec<&mut [f32]> {
+/// `hidden` cut per sentence: `s·a` values each for the additive scorer, none for the others
+/// (without allocating: this runs at every decoder step).
+fn per_sentence(
+    hidden: &mut [f32],
+    batch: usize,
+    width: usize,
+) -> impl IndexedParallelIterator<Item = &mut [f32]> {
     if hidden.is_empty() {
-        (0..batch).map(|_| &mut [][..]).collect()
+        Either::Right(rayon::iter::repeat_n((), batch).map(|_| <&mut [f32]>::default()))
     } else {
-        hidden.chunks_mut(width).collect()
+        Either::Left(hidden.par_chunks_mut(width))
     }
 }
 
@@ -90,7 +96,6 @@ pub fn forward(memory: &Memory, query: Query, energy: Energy, out: Attended) {
     } = out;
     let batch = alignment.len() / s.max(1);
     per_sentence(hidden, batch, s * a)
-        .into_par_iter()
         .zip(alignment.par_chunks_mut(s))
         .zip(context.par_chunks_mut(h2))
         .enumerate()

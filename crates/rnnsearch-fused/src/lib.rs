@@ -322,7 +322,8 @@ impl Dims {
             forward += 2.0 * (product(b * s, d_in, g * n) + product(b * s, n, g * n));
         }
         let k = self.key_width() as f64;
-        forward += product(b * s, 2.0 * n, self.key_weights() as f64 / (2.0 * n)) // keys
+        let key_columns = if self.key_weights() == 0 { 0.0 } else { k };
+        forward += product(b * s, 2.0 * n, key_columns) // keys (none for dot)
             + product(b, self.bridge_inputs() as f64, m) // bridge
             + product(b * t, e, g * m) // decoder input, E y side
             + product(b * t, m, g * m + self.query_width() as f64) // [U | W_a] s_{i-1}

@@ -159,10 +159,7 @@ pub fn train_step_in_parts(
     drop(buffers);
     let others: Vec<&[f32]> = grads.parts.iter().map(|g| g.as_slice()).collect();
     add_into(&mut grads.sum, &others);
-    StepResult {
-        loss: results.iter().map(|r| r.loss).sum(),
-        nll_sum: results.iter().map(|r| r.nll_sum).sum(),
-    }
+    sum(&results)
 }
 
 /// The forward-only loss of [`crate::step::loss`] with the batch cut into parts as in
@@ -184,6 +181,11 @@ pub fn loss_in_parts(
         let part = OwnedBatch::part(batch, ranges[p].clone());
         loss(weights, dims, &part.borrow(), options)
     });
+    sum(&results)
+}
+
+/// The parts' losses added: each was already divided by the whole batch's tokens.
+fn sum(results: &[StepResult]) -> StepResult {
     StepResult {
         loss: results.iter().map(|r| r.loss).sum(),
         nll_sum: results.iter().map(|r| r.nll_sum).sum(),

@@ -145,15 +145,10 @@ impl Learner {
         }
     }
 
-    /// Saves the weights (and, with `with_optimizer`, Adam's state) as checkpoint `name`.
-    pub fn save(
-        &self,
-        dir: &Path,
-        name: &str,
-        with_optimizer: bool,
-        state: &TrainState,
-    ) -> Result<()> {
-        let optimizer = if with_optimizer {
+    /// Saves the weights as each checkpoint of `checkpoints` (name, and whether it also holds
+    /// Adam's state), in turn; the burn model and the optimizer record are made once for all.
+    pub fn save(&self, dir: &Path, checkpoints: &[(&str, bool)], state: &TrainState) -> Result<()> {
+        let optimizer = if checkpoints.iter().any(|&(_, with)| with) {
             Some(match self {
                 Learner::Burn(l) => l.optimizer_bytes()?,
                 Learner::Fused(l) => l.optimizer_bytes()?,
@@ -161,7 +156,12 @@ impl Learner {
         } else {
             None
         };
-        checkpoint::save(dir, name, &self.model(), optimizer.as_deref(), state)
+        let model = self.model();
+        for &(name, with_optimizer) in checkpoints {
+            let optimizer = optimizer.as_deref().filter(|_| with_optimizer);
+            checkpoint::save(dir, name, &model, optimizer, state)?;
+        }
+        Ok(())
     }
 }
 
@@ -258,7 +258,7 @@ mod tests {
                 first.step(&batch, &train, 1e-2, step);
             }
             let state = TrainState::new(1e-2);
-            first.save(dir.path(), "last", true, &state).unwrap();
+            first.save(dir.path(), &[("last", true)], &state).unwrap();
             // A fresh model of other weights and parameter ids, as a resumed run starts.
             let mut second = Learner::new(reader, model(false, 6), &train);
             second.restore(&dir.path().join("last")).unwrap();

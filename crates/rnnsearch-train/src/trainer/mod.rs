@@ -184,7 +184,7 @@ impl<'a> Trainer<'a> {
                 self.report_step(&mut window)?;
                 let budget_hit = schedule::budget_reached(t, &self.state);
                 if self.options.interrupt.load(Ordering::SeqCst) {
-                    self.save("last")?;
+                    self.save(&["last"])?;
                     self.log.line(
                         self.progress.as_ref(),
                         &format!(
@@ -217,7 +217,7 @@ impl<'a> Trainer<'a> {
             bar.finish_and_clear();
         }
         self.state.finished = true;
-        self.save("last")?;
+        self.save(&["last"])?;
         // The test model is read back from the checkpoints: the weights, gradients and
         // moments of training would only add to the final decoding's memory.
         let Trainer {
@@ -351,14 +351,17 @@ impl<'a> Trainer<'a> {
                 &format!("warning: cannot draw {}: {e}", curves.display()),
             );
         }
+        let step_name = checkpoint::step_name(self.state.step);
+        let mut names = Vec::new();
         if improved {
-            self.save("best")?;
+            names.push("best");
         }
-        self.save("last")?;
+        names.push("last");
         if t.keep_checkpoints > 0 {
-            let name = checkpoint::step_name(self.state.step);
-            self.learner
-                .save(&self.checkpoints, &name, false, &self.state)?;
+            names.push(&step_name);
+        }
+        self.save(&names)?;
+        if t.keep_checkpoints > 0 {
             // An epoch's end a few updates from a valid_every validation, or the budget's end
             // just after an epoch's, would otherwise keep two near-copies of one model.
             let min_gap = (t.valid_every / 10) as u64;
@@ -383,10 +386,11 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    fn save(&mut self, name: &str) -> Result<()> {
-        let with_optimizer = name == "last";
+    /// Saves checkpoints `names`; `last` also holds Adam's state.
+    fn save(&mut self, names: &[&str]) -> Result<()> {
+        let checkpoints: Vec<(&str, bool)> = names.iter().map(|&n| (n, n == "last")).collect();
         self.learner
-            .save(&self.checkpoints, name, with_optimizer, &self.state)
+            .save(&self.checkpoints, &checkpoints, &self.state)
     }
 
     /// Translates and scores with the weights as they are, without autodiff.
