@@ -125,9 +125,15 @@ pub struct EvaluateArgs {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Text)]
     pub format: FormatArg,
 
-    /// Training run directory: translate --src with its model and score that
-    #[arg(long, value_name = "RUN_DIR", requires = "src")]
-    pub model: Option<PathBuf>,
+    /// Training run directory: translate --src with its model and score that; several,
+    /// comma-separated, translate as one ensemble (as `translate --model`)
+    #[arg(
+        long,
+        value_name = "RUN_DIR[,RUN_DIR...]",
+        value_delimiter = ',',
+        requires = "src"
+    )]
+    pub model: Vec<PathBuf>,
 
     /// Source file to translate in model mode (`-` reads stdin)
     #[arg(long, value_name = "FILE", requires = "model")]
@@ -275,7 +281,7 @@ fn check_applies(args: &EvaluateArgs, metrics: &[MetricArg]) -> Result<()> {
 
 /// The statistical test, checked against the number of systems and modes.
 fn test_of(args: &EvaluateArgs) -> Result<Test> {
-    let systems = if args.model.is_some() {
+    let systems = if !args.model.is_empty() {
         1
     } else {
         args.hyp.len()
@@ -381,7 +387,7 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         bail!("only one input can be read from stdin (`-`)");
     }
     let opts = ScoreOptions::from_args(&args)?;
-    if args.model.is_none() {
+    if args.model.is_empty() {
         if let Some(flag) = args.decode.any_given() {
             bail!("{flag} applies to --model: scoring --hyp files decodes nothing");
         }
@@ -446,11 +452,11 @@ fn label(path: &Path) -> String {
 /// `evaluate --model RUN_DIR --src FILE`: translates the source file (writing `--output` when
 /// given) and returns the detokenised hypotheses for scoring.
 fn hypotheses_from_model(args: &EvaluateArgs) -> Result<Vec<String>> {
-    let (Some(model), Some(src)) = (&args.model, &args.src) else {
+    let (false, Some(src)) = (args.model.is_empty(), &args.src) else {
         bail!("evaluate needs --hyp FILE, or --model RUN_DIR with --src FILE");
     };
     let model_args = crate::translate::ModelArgs {
-        model: model.clone(),
+        model: args.model.clone(),
         decode: args.decode.clone(),
     };
     let lines = rnnsearch_data::read_lines(src)?;

@@ -379,7 +379,12 @@ fn worker(args: ModelArgs, queue: Receiver<Job>, ready: mpsc::Sender<Result<(Set
         nbest: 1,
         alignments: false,
     };
-    let model = args.model.display().to_string();
+    let model = args
+        .model
+        .iter()
+        .map(|m| m.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     if ready.send(Ok((defaults, model))).is_err() {
         return;
     }

@@ -67,21 +67,28 @@ impl DecodeArgs {
     }
 }
 
-/// A run directory and how to decode with it.
+/// Run directories and how to decode with them.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Run directory of a trained model
-    #[arg(long, value_name = "RUN_DIR")]
-    pub model: PathBuf,
+    /// Run directory of a trained model; several, comma-separated (or --model repeated),
+    /// translate as one ensemble of every run's checkpoints (runs that share their
+    /// vocabularies: trained with `--data` on one prepared dataset)
+    #[arg(
+        long,
+        value_name = "RUN_DIR[,RUN_DIR...]",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub model: Vec<PathBuf>,
     #[command(flatten)]
     pub decode: DecodeArgs,
 }
 
-/// The checkpoints and search settings a command uses, flags first, then the run's choices.
+/// The checkpoints and search settings a command uses, flags first, then the runs' choices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoding {
-    /// Checkpoint names (several: an ensemble).
-    pub checkpoints: Vec<String>,
+    /// Every run with its checkpoint names (more than one checkpoint in all: an ensemble).
+    pub members: Vec<(PathBuf, Vec<String>)>,
     /// Beam size.
     pub beam: usize,
     /// Length normalisation exponent.
@@ -89,20 +96,25 @@ pub struct Decoding {
 }
 
 impl Decoding {
-    /// Resolves `decode` against the run in `model`, and says on stderr what it chose.
-    pub fn resolve(model: &Path, decode: &DecodeArgs) -> Result<Self> {
-        let config = rundir::load_config(model)?;
-        let (names, from) = match &decode.checkpoint {
-            Some(names) => (names.clone(), "--checkpoint"),
-            None => match rundir::tested_model(model)? {
-                Some(names) => (names, "test.json"),
-                None => ("best".to_string(), "default"),
-            },
+    /// Resolves `decode` against the runs in `models` (the first run's config gives the
+    /// search settings the flags leave out), and says on stderr what it chose.
+    pub fn resolve(models: &[PathBuf], decode: &DecodeArgs) -> Result<Self> {
+        let Some(first) = models.first() else {
+            bail!("--model needs a run directory");
         };
-        let checkpoints: Vec<String> = names.split(',').map(|n| n.trim().to_string()).collect();
-        if checkpoints.iter().any(String::is_empty) {
-            bail!("--checkpoint `{names}`: a checkpoint name is empty (list names as best,step-0001000)");
+        if models.iter().any(|m| m.as_os_str().is_empty()) {
+            bail!("--model: a run directory is empty (list runs as runs/a,runs/b)");
         }
+        // Every run directory is checked before any is read further.
+        let configs = models
+            .iter()
+            .map(|model| rundir::load_config(model))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = &configs[0];
+        let members = models
+            .iter()
+            .map(|model| Ok((model.clone(), checkpoint_names(model, decode)?)))
+            .collect::<Result<Vec<_>>>()?;
         let beam = decode.beam.unwrap_or(config.train.test_beam.max(1));
         if beam == 0 {
             bail!("--beam must be at least 1");
@@ -110,18 +122,37 @@ impl Decoding {
         let alpha = decode.alpha.unwrap_or(config.train.alpha);
         let setting = |given: bool| if given { "flag" } else { "config.toml" };
         eprintln!(
-            "{}: model {} ({from}), beam {beam} ({}), alpha {alpha} ({})",
-            model.display(),
-            checkpoints.join(","),
+            "{}: beam {beam} ({}), alpha {alpha} ({})",
+            first.display(),
             setting(decode.beam.is_some()),
             setting(decode.alpha.is_some()),
         );
         Ok(Decoding {
-            checkpoints,
+            members,
             beam,
             alpha,
         })
     }
+}
+
+/// The checkpoints of `model` to decode with: `--checkpoint`, else those its `test.json`
+/// names, else `best`; said on stderr.
+fn checkpoint_names(model: &Path, decode: &DecodeArgs) -> Result<Vec<String>> {
+    let (names, from) = match &decode.checkpoint {
+        Some(names) => (names.clone(), "--checkpoint"),
+        None => match rundir::tested_model(model)? {
+            Some(names) => (names, "test.json"),
+            None => ("best".to_string(), "default"),
+        },
+    };
+    let checkpoints: Vec<String> = names.split(',').map(|n| n.trim().to_string()).collect();
+    if checkpoints.iter().any(String::is_empty) {
+        bail!(
+            "--checkpoint `{names}`: a checkpoint name is empty (list names as best,step-0001000)"
+        );
+    }
+    eprintln!("{}: model {names} ({from})", model.display());
+    Ok(checkpoints)
 }
 
 /// Arguments of `rnnsearch translate`.
@@ -158,7 +189,7 @@ pub struct TranslateArgs {
 /// A loaded run ready to translate: its models (one, or an ensemble), the search settings and
 /// the engine, built once and used for every batch.
 pub struct Loaded {
-    /// The run's configuration and vocabularies, with the first model.
+    /// The first run's configuration and vocabularies, with its first model.
     pub run: rundir::LoadedRun,
     others: Vec<rnnsearch_model::Seq2Seq>,
     device: burn::tensor::Device,
@@ -178,11 +209,7 @@ impl Loaded {
         }
         let decode = &args.decode;
         let device = decode.backend.device()?;
-        let run = rundir::load(&args.model, &decoding.checkpoints[0], &device)?;
-        let others = decoding.checkpoints[1..]
-            .iter()
-            .map(|name| Ok(run.load_checkpoint(&args.model, name, &device)?.0))
-            .collect::<Result<Vec<_>>>()?;
+        let (run, others) = rundir::load_ensemble(&decoding.members, &device)?;
         let search = SearchConfig {
             beam: decoding.beam,
             alpha: decoding.alpha,

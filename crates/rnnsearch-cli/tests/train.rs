@@ -600,3 +600,73 @@ fn averaged_checkpoints_translate() {
     assert!(!empty.status.success());
     assert!(stderr(&empty).contains("checkpoint name is empty"));
 }
+
+/// Runs trained on one prepared dataset translate as one ensemble (`--model A,B`, or
+/// `--model` repeated); the same run twice is that run; runs of different vocabularies are
+/// refused, naming both.
+#[test]
+fn runs_sharing_a_dataset_translate_as_one_ensemble() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_dates_config(dir.path(), "max_steps = 10\nvalid_every = 10\nepochs = 1");
+    let data = dir.path().join("dataset");
+    let made = run(rnnsearch()
+        .args(["prepare", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&data));
+    assert!(made.status.success(), "{}", stderr(&made));
+    let data_flag = ["--data", data.to_str().unwrap()];
+    let (a, b, other) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("other"),
+    );
+    train_ok(&cfg, &a, &data_flag);
+    train_ok(
+        &cfg,
+        &b,
+        &[&data_flag[..], &["--set", "train.seed=6"]].concat(),
+    );
+    train_ok(&cfg, &other, &["--set", "data.tokenizer=\"bpe\""]);
+
+    let input = dir.path().join("input.txt");
+    std::fs::write(&input, "9 May 2018\nthe 3rd of June 1999\n").unwrap();
+    let translate = |models: &[&Path]| {
+        let mut cmd = rnnsearch();
+        cmd.args(["translate", "--threads", "1", "--beam", "3", "--input"])
+            .arg(&input);
+        for model in models {
+            cmd.arg("--model").arg(model);
+        }
+        run(&mut cmd)
+    };
+    let joined = |models: &[&Path]| {
+        let list: Vec<String> = models.iter().map(|m| m.display().to_string()).collect();
+        run(rnnsearch()
+            .args(["translate", "--threads", "1", "--beam", "3", "--input"])
+            .arg(&input)
+            .args(["--model", &list.join(",")]))
+    };
+    let both = joined(&[&a, &b]);
+    assert!(both.status.success(), "{}", stderr(&both));
+    assert_eq!(stdout(&both).lines().count(), 2);
+    assert_eq!(stdout(&both), stdout(&translate(&[&a, &b])));
+    let (alone, twice) = (translate(&[&a]), joined(&[&a, &a]));
+    assert!(twice.status.success(), "{}", stderr(&twice));
+    assert_eq!(stdout(&alone), stdout(&twice));
+
+    let mixed = joined(&[&a, &other]);
+    assert!(!mixed.status.success());
+    let message = stderr(&mixed);
+    assert!(
+        message.contains(&format!(
+            "{}: its vocabularies differ from those of {}",
+            other.display(),
+            a.display()
+        )),
+        "{message}"
+    );
+    let missing = joined(&[&a, &dir.path().join("nosuch")]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("nosuch"), "{}", stderr(&missing));
+}

@@ -197,6 +197,17 @@ impl Vocab {
         self.len() == 0
     }
 
+    /// Whether `other` splits and numbers text exactly as this vocabulary does (same
+    /// normaliser, pre-tokeniser, entries and merges): the condition for models of two runs
+    /// to translate as one ensemble.
+    pub fn same_as(&self, other: &Vocab) -> bool {
+        let json = |v: &Vocab| v.tokenizer.to_string(false).ok();
+        match (json(self), json(other)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+
     /// The underlying Hugging Face tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
@@ -251,6 +262,21 @@ mod tests {
     fn toy() -> Vocab {
         let lines = ["the cat sat on the mat", "the dog sat", "a cat and a dog"];
         Vocab::train(&lines, 60, false).unwrap()
+    }
+
+    /// Vocabularies are the same when trained alike, or read back from a saved copy; not when
+    /// their size or punctuation splitting differs.
+    #[test]
+    fn vocabularies_compare_by_what_they_do() {
+        let lines = ["the cat sat on the mat", "the dog sat", "a cat and a dog"];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        toy().save(&path).unwrap();
+        assert!(toy().same_as(&Vocab::load(&path).unwrap()));
+        let small = Vocab::train(&lines, 25, false).unwrap();
+        assert!(small.len() < toy().len());
+        assert!(!toy().same_as(&small));
+        assert!(!toy().same_as(&Vocab::train(&lines, 60, true).unwrap()));
     }
 
     #[test]

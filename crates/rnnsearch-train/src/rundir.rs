@@ -125,6 +125,55 @@ impl LoadedRun {
     }
 }
 
+/// The members of an ensemble that may span runs: every checkpoint named for each run in
+/// `members` (run directory, checkpoint names), as the first run (its configuration,
+/// vocabularies and first checkpoint) and the other models in order. Runs may differ in
+/// architecture but must share their vocabularies.
+pub fn load_ensemble(
+    members: &[(PathBuf, Vec<String>)],
+    device: &Device,
+) -> Result<(LoadedRun, Vec<Seq2Seq>)> {
+    let Some(((first_dir, first_names), other_runs)) = members.split_first() else {
+        return Err(Error::Checkpoint("an ensemble needs a run".to_string()));
+    };
+    let Some((first_name, more)) = first_names.split_first() else {
+        return Err(Error::Checkpoint(format!(
+            "{}: no checkpoint named",
+            first_dir.display()
+        )));
+    };
+    let run = load(first_dir, first_name, device)?;
+    let mut others = more
+        .iter()
+        .map(|name| Ok(run.load_checkpoint(first_dir, name, device)?.0))
+        .collect::<Result<Vec<_>>>()?;
+    for (dir, names) in other_runs {
+        let Some((name, more)) = names.split_first() else {
+            return Err(Error::Checkpoint(format!(
+                "{}: no checkpoint named",
+                dir.display()
+            )));
+        };
+        let member = load(dir, name, device)?;
+        if !member.src_vocab.same_as(&run.src_vocab) || !member.tgt_vocab.same_as(&run.tgt_vocab) {
+            return Err(Error::Checkpoint(format!(
+                "{}: its vocabularies differ from those of {}; runs translate as one ensemble \
+                 only when they share them (train both on one dataset: `rnnsearch prepare --out \
+                 DATA`, then `rnnsearch train --data DATA`)",
+                dir.display(),
+                first_dir.display()
+            )));
+        }
+        let extra = more
+            .iter()
+            .map(|name| Ok(member.load_checkpoint(dir, name, device)?.0))
+            .collect::<Result<Vec<_>>>()?;
+        others.push(member.model);
+        others.extend(extra);
+    }
+    Ok((run, others))
+}
+
 /// Checkpoint `name` of `run_dir` loaded into a model of `config`'s shape with
 /// `vocab_sizes` (source, target), and the checkpoint directory.
 fn checkpoint_model(
