@@ -7,7 +7,7 @@
 //! keeps training stochastic yet exactly rebuildable when a run resumes.
 
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::Vocab;
@@ -121,6 +121,38 @@ impl Batch {
     /// The budget this batch uses: `batch_size × max(src_len, tgt_len)`.
     pub fn cost(&self) -> usize {
         self.batch_size() * self.src_len().max(self.tgt_len())
+    }
+
+    /// Word dropout (Gal & Ghahramani 2016; Marian's `--dropout-src`/`--dropout-trg`): every
+    /// source word x_j, and every target word y_{i-1} the decoder reads, becomes `<unk>` with
+    /// probability `src_p` and `tgt_p`, drawn from `seed`. `</s>` and `<s>` stay, and so do the
+    /// words the decoder predicts (`tgt_out`): the model learns to translate around a missing
+    /// word rather than to emit `<unk>`.
+    pub fn drop_words(&mut self, src_p: f32, tgt_p: f32, seed: u64) {
+        let mut rng = epoch_rng(seed, u64::MAX);
+        let (src_len, tgt_len) = (self.src_len(), self.tgt_len());
+        for (b, &n) in self.src_lengths.iter().enumerate() {
+            // the row's last real position is </s>
+            let words = &mut self.src[b * src_len..b * src_len + n.saturating_sub(1)];
+            unk_with(words, src_p, &mut rng);
+        }
+        for (b, &n) in self.tgt_lengths.iter().enumerate() {
+            // the row's first position is <s>
+            let words = &mut self.tgt_in[b * tgt_len..b * tgt_len + n];
+            unk_with(words.get_mut(1..).unwrap_or_default(), tgt_p, &mut rng);
+        }
+    }
+}
+
+/// Replaces each of `words` by `<unk>` with probability `p`.
+fn unk_with(words: &mut [u32], p: f32, rng: &mut ChaCha8Rng) {
+    if p <= 0.0 {
+        return;
+    }
+    for w in words {
+        if rng.random::<f32>() < p {
+            *w = Vocab::UNK;
+        }
     }
 }
 
@@ -344,6 +376,44 @@ mod tests {
             src: src.to_vec(),
             tgt: tgt.to_vec(),
         }
+    }
+
+    /// Word dropout turns words into `<unk>` at about its rate, never `<s>`, `</s>`, padding
+    /// or the predicted words, and draws the same words from the same seed.
+    #[test]
+    fn word_dropout_replaces_words_only() {
+        let examples: Vec<Example> = (0..200)
+            .map(|i| ex(&[10 + i % 7; 9], &vec![20 + i % 5; 4 + (i as usize % 6)]))
+            .collect();
+        let batch = Batch::from_examples(&examples, (0..200).collect());
+        let mut same = batch.clone();
+        same.drop_words(0.0, 0.0, 1);
+        assert_eq!(same.src, batch.src);
+        assert_eq!(same.tgt_in, batch.tgt_in);
+
+        let mut all = batch.clone();
+        all.drop_words(1.0, 1.0, 1);
+        let kept = |x: u32| [Vocab::PAD, Vocab::BOS, Vocab::EOS].contains(&x);
+        for (before, after) in [(&batch.src, &all.src), (&batch.tgt_in, &all.tgt_in)] {
+            for (&x, &y) in before.iter().zip(after.iter()) {
+                assert_eq!(y, if kept(x) { x } else { Vocab::UNK });
+            }
+        }
+        assert_eq!(all.tgt_out, batch.tgt_out);
+
+        let mut some = batch.clone();
+        some.drop_words(0.2, 0.1, 7);
+        let rate = |before: &[u32], after: &[u32]| {
+            let words = before.iter().filter(|&&x| !kept(x)).count();
+            let unk = after.iter().filter(|&&y| y == Vocab::UNK).count();
+            unk as f64 / words as f64
+        };
+        assert!((rate(&batch.src, &some.src) - 0.2).abs() < 0.03);
+        assert!((rate(&batch.tgt_in, &some.tgt_in) - 0.1).abs() < 0.03);
+        let mut again = batch.clone();
+        again.drop_words(0.2, 0.1, 7);
+        assert_eq!(again.src, some.src);
+        assert_eq!(again.tgt_in, some.tgt_in);
     }
 
     fn toy(n: usize) -> Vec<Example> {

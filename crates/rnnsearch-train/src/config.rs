@@ -65,6 +65,11 @@ pub struct TrainConfig {
     pub clip_norm: f32,
     /// Label smoothing ε_ls of the cross-entropy.
     pub label_smoothing: f32,
+    /// Word dropout on the source: each source word of a training batch becomes `<unk>` with
+    /// this probability (0: none).
+    pub src_word_dropout: f32,
+    /// Word dropout on the target words the decoder reads (y_{i-1}, never the predicted ones).
+    pub tgt_word_dropout: f32,
     /// Linear warm-up of the learning rate over this many updates.
     pub warmup_steps: usize,
     /// `plateau` or `constant`.
@@ -122,6 +127,8 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             clip_norm: 1.0,
             label_smoothing: 0.1,
+            src_word_dropout: 0.0,
+            tgt_word_dropout: 0.0,
             warmup_steps: 0,
             schedule: Schedule::Plateau,
             lr_decay: 0.5,
@@ -216,6 +223,14 @@ impl RunConfig {
                 "train.label_smoothing must be in [0, 1), got {}",
                 t.label_smoothing
             ));
+        }
+        for (key, p) in [
+            ("src_word_dropout", t.src_word_dropout),
+            ("tgt_word_dropout", t.tgt_word_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("train.{key} must be in [0, 1), got {p}"));
+            }
         }
         // A floor above the starting rate would raise the rate at the first plateau.
         if !(0.0..=t.lr).contains(&t.min_lr) {
@@ -355,6 +370,8 @@ mod tests {
             ("train.min_lr=-1e-5", "train.min_lr"),
             ("train.lr_decay=0.0", "train.lr_decay"),
             ("train.lr_decay=2.0", "train.lr_decay"),
+            ("train.src_word_dropout=1.0", "train.src_word_dropout"),
+            ("train.tgt_word_dropout=-0.1", "train.tgt_word_dropout"),
         ] {
             let e = RunConfig::parse("[train]\nlr = 0.002\n", &src(), &[set.into()])
                 .unwrap_err()

@@ -171,7 +171,12 @@ impl<'a> Trainer<'a> {
             self.progress = progress_bar(plan.len(), epoch);
             for group in plan.batches().skip(self.state.batch_in_epoch) {
                 let step_started = Instant::now();
-                let batch = self.data.train.batch(group);
+                let mut batch = self.data.train.batch(group);
+                let t = &self.config.train;
+                if t.src_word_dropout > 0.0 || t.tgt_word_dropout > 0.0 {
+                    let seed = dropout_seed(t.seed, self.state.step).rotate_left(32);
+                    batch.drop_words(t.src_word_dropout, t.tgt_word_dropout, seed);
+                }
                 let (loss, nll) = self.update(&batch)?;
                 self.state.batch_in_epoch += 1;
                 self.state.elapsed_s = started.elapsed().as_secs_f64();
@@ -245,8 +250,7 @@ impl<'a> Trainer<'a> {
     /// One update; returns (smoothed loss per token, nll sum).
     fn update(&mut self, batch: &Batch) -> Result<(f64, f64)> {
         let t = &self.config.train;
-        // Dropout depends only on (seed, step), so a resumed run draws the same masks.
-        let dropout_seed = t.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step);
+        let dropout_seed = dropout_seed(t.seed, self.state.step);
         self.state.step += 1;
         self.state.target_tokens += batch.num_tgt_tokens() as u64;
         let lr = self.current_lr();
@@ -413,4 +417,10 @@ fn evaluator<'b>(
         device: options.device.clone(),
         engine,
     }
+}
+
+/// The seed of step `step`'s dropout masks: they depend only on (seed, step), so a resumed run
+/// draws the same masks.
+fn dropout_seed(seed: u64, step: u64) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(step)
 }
