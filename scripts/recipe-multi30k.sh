@@ -27,11 +27,13 @@ THREADS=${THREADS:-$(nproc)}
 need_bin
 
 read -ra seeds <<<"$SEEDS"
+[ "${#seeds[@]}" -gt 0 ] || { echo "error: SEEDS is empty: give one or more seeds, e.g. SEEDS=\"1 2\"" >&2; exit 1; }
 per_run=$((THREADS / ${#seeds[@]}))
 [ "$per_run" -ge 1 ] || per_run=1
 overrides=()
 [ -z "${MINUTES:-}" ] || overrides+=(--set "train.time_budget_min=$MINUTES")
-for kv in ${SET:-}; do overrides+=(--set "$kv"); done
+read -ra sets <<<"${SET:-}"
+for kv in ${sets[@]+"${sets[@]}"}; do overrides+=(--set "$kv"); done
 
 [ -f data/multi30k/test_2016_flickr.$TGT.gz ] || scripts/fetch-multi30k.sh
 mkdir -p "$RUNS"
@@ -41,7 +43,7 @@ fi
 
 # Training: every seed at once, each on its share of the cores; the first failure stops the recipe.
 started=$(date +%s)
-pids=()
+pids=() trained=()
 for seed in "${seeds[@]}"; do
     run=$RUNS/seed-$seed
     if [ -f "$run/test.json" ]; then
@@ -51,13 +53,17 @@ for seed in "${seeds[@]}"; do
     [ ! -e "$run" ] || { echo "error: $run exists but has not finished: remove it, or resume it with rnnsearch train --resume --out $run" >&2; exit 1; }
     echo "training $run (seed $seed, $per_run thread(s)); log: $run.log"
     "$BIN" train --config "$CONFIG" --data "$RUNS/data" --threads "$per_run" --out "$run" \
-        --set "train.seed=$seed" "${overrides[@]}" >"$run.log" 2>&1 &
-    pids+=($!)
+        --set "train.seed=$seed" ${overrides[@]+"${overrides[@]}"} >"$run.log" 2>&1 &
+    pids+=($!) trained+=("$seed")
 done
 for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || { echo "error: training seed ${seeds[$i]} failed: see $RUNS/seed-${seeds[$i]}.log" >&2; exit 1; }
+    wait "${pids[$i]}" || {
+        kill "${pids[@]}" 2>/dev/null || true
+        echo "error: training seed ${trained[$i]} failed: see $RUNS/seed-${trained[$i]}.log" >&2
+        exit 1
+    }
 done
-echo "trained ${#seeds[@]} models side by side in $((($(date +%s) - started) / 60)) minutes (training and each run's own choice on val)"
+echo "trained ${#trained[@]} models side by side in $((($(date +%s) - started) / 60)) minutes (training and each run's own choice on val)"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -90,8 +96,11 @@ for i in "${!systems[@]}"; do
     name=${systems[$i]}
     for split in val test_2016_flickr; do
         translate "$name" "${models[$i]}" "$split"
-        read -r bleu chrf <<<"$(scores "$work/$name.$split" "$work/$split.ref")"
-        read -r lbleu lchrf <<<"$(scores "$work/$name.$split" "$work/$split.ref" --lowercase)"
+        # scores fails loudly only outside `read`: a failed scoring must stop the recipe
+        cased=$(scores "$work/$name.$split" "$work/$split.ref")
+        lowercased=$(scores "$work/$name.$split" "$work/$split.ref" --lowercase)
+        read -r bleu chrf <<<"$cased"
+        read -r lbleu lchrf <<<"$lowercased"
         printf '%-10s %-18s %-12s %-12s %-22s %s\n' "$name" "$split" "$bleu" "$chrf" "$lbleu / $lchrf" "${models[$i]}"
         if [ "$split" = val ] && awk -v a="$bleu" -v b="$best_bleu" 'BEGIN { exit !(a > b) }'; then
             best=$i best_bleu=$bleu

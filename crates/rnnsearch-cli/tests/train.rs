@@ -129,7 +129,8 @@ fn a_run_directory_has_everything_and_translates() {
     assert!(out.status.success());
     let said = stderr(&out);
     assert!(
-        said.contains("model best (test.json), beam 3 (config.toml), alpha 1 (config.toml)"),
+        said.contains("model best (test.json)")
+            && said.contains("beam 3 (config.toml), alpha 1 (config.toml)"),
         "{said}"
     );
     let beam3 = std::fs::read_to_string(dir.path().join("out3.txt")).unwrap();
@@ -482,6 +483,20 @@ fn training_ends_by_averaging_its_last_checkpoints() {
         "{choice} / {model}"
     );
     assert!(test["greedy"]["bleu"].is_number(), "{test}");
+    // whichever it chose, `translate --model RUN` decodes with it
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "march 3, 2001\n").unwrap();
+    let out = run(rnnsearch()
+        .args(["translate", "--threads", "1", "--model"])
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(&input));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("model {model} (test.json)")),
+        "{}",
+        stderr(&out)
+    );
 
     for key in ["average_last", "ensemble_last"] {
         let out = run(rnnsearch()

@@ -50,7 +50,10 @@ pub fn tested_model(run_dir: &Path) -> Result<Option<String>> {
         .map_err(|e| Error::Checkpoint(format!("{}: not valid JSON: {e}", path.display())))?;
     match summary.get("model") {
         None => Ok(None),
-        Some(serde_json::Value::String(name)) if !name.trim().is_empty() => Ok(Some(name.clone())),
+        // runs before 2026-12-07 wrote an ensemble as "ensemble of step-a,step-b"
+        Some(serde_json::Value::String(name)) if !name.trim().is_empty() => {
+            Ok(Some(name.trim_start_matches("ensemble of ").to_string()))
+        }
         Some(other) => Err(Error::Checkpoint(format!(
             "{}: \"model\" should name checkpoints, found {other}",
             path.display()
@@ -194,4 +197,43 @@ fn checkpoint_model(
     let model = config.model.init(src_vocab, tgt_vocab, device);
     let model = checkpoint::load_model(&checkpoint, model)?;
     Ok((model, checkpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_test_json(text: &str) -> Result<Option<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("test.json"), text).unwrap();
+        tested_model(dir.path())
+    }
+
+    /// `test.json` names checkpoints that `--checkpoint` takes, also as older runs wrote an
+    /// ensemble; a run without one has not finished, and a malformed one names the file.
+    #[test]
+    fn the_tested_model_names_checkpoints() {
+        let ensemble = r#"{"model": "step-00000008,step-00000016"}"#;
+        assert_eq!(
+            with_test_json(ensemble).unwrap().as_deref(),
+            Some("step-00000008,step-00000016")
+        );
+        let older = r#"{"model": "ensemble of step-00000008,step-00000016"}"#;
+        assert_eq!(
+            with_test_json(older).unwrap().as_deref(),
+            Some("step-00000008,step-00000016")
+        );
+        assert_eq!(
+            with_test_json(r#"{"model": "best"}"#).unwrap().as_deref(),
+            Some("best")
+        );
+        let err = with_test_json(r#"{"model": 3}"#).unwrap_err().to_string();
+        assert!(
+            err.contains("test.json") && err.contains("\"model\""),
+            "{err}"
+        );
+        assert!(tested_model(tempfile::tempdir().unwrap().path())
+            .unwrap()
+            .is_none());
+    }
 }

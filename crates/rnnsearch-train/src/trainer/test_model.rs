@@ -241,7 +241,7 @@ impl TestReport<'_> {
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(Candidate {
             label: format!("ensemble of the last {} checkpoints", last.len()),
-            name: format!("ensemble of {}", names.join(",")),
+            name: names.join(","),
             models: members,
         }))
     }
