@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Beam size and length normalisation tuned on Multi30k val (never on a test set): translates val
 # with every pair of BEAMS × ALPHAS, prints cased BLEU per pair and the best pair last, as the
-# BEAM and ALPHA to hand scripts/results.sh.
+# BEAM and ALPHA to hand scripts/results.sh (one run) or to `translate --beam --alpha`.
 #
 # Usage: scripts/tune-decoding.sh RUN_DIR[,RUN_DIR...] SRC TGT [CHECKPOINT]
 #   e.g. runs/multi30k-en-de en de; several runs decode as one ensemble; CHECKPOINT left out:
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-RUN=${1:?usage: scripts/tune-decoding.sh RUN_DIR SRC TGT [CHECKPOINT]}
+RUN=${1:?usage: scripts/tune-decoding.sh RUN_DIR[,RUN_DIR...] SRC TGT [CHECKPOINT]}
 SRC=${2:?source language}
 TGT=${3:?target language}
 CKPT=${4:-}
@@ -23,6 +23,7 @@ THREADS=${THREADS:-2}
 need_bin
 IFS=, read -ra runs <<<"$RUN"
 for run in "${runs[@]}"; do
+    [ -n "$run" ] || { echo "error: an empty run directory in '$RUN': list runs as runs/a,runs/b" >&2; exit 1; }
     [ -d "$run/checkpoints" ] || { echo "error: $run/checkpoints not found: not a run directory" >&2; exit 1; }
 done
 checkpoint=()
@@ -41,7 +42,7 @@ echo "run $RUN, checkpoint ${CKPT:-as test.json names}, $SRC→$TGT, val: cased 
 best_bleu=-1 best_beam= best_alpha=
 for beam in $BEAMS; do
     for alpha in $ALPHAS; do
-        quietly "$BIN" translate --model "$RUN" "${checkpoint[@]}" --beam "$beam" --alpha "$alpha" \
+        quietly "$BIN" translate --model "$RUN" ${checkpoint[@]+"${checkpoint[@]}"} --beam "$beam" --alpha "$alpha" \
             --threads "$THREADS" --input "$work/src" --output "$work/hyp"
         bleu=$(scores "$work/hyp" "$work/ref" --metrics bleu)
         printf 'beam %3s alpha %4s  BLEU %6s\n' "$beam" "$alpha" "$bleu"

@@ -669,6 +669,22 @@ fn runs_sharing_a_dataset_translate_as_one_ensemble() {
     let (alone, twice) = (translate(&[&a]), joined(&[&a, &a]));
     assert!(twice.status.success(), "{}", stderr(&twice));
     assert_eq!(stdout(&alone), stdout(&twice));
+    // the ensemble's scores are neither run's: both members take part
+    let scores = |models: &str| {
+        let out = run(rnnsearch()
+            .args(["translate", "--threads", "1", "--beam", "3", "--nbest", "1"])
+            .args(["--model", models, "--input"])
+            .arg(&input));
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| l.rsplit(" ||| ").next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (a_text, b_text) = (a.display().to_string(), b.display().to_string());
+    let ensemble = scores(&format!("{a_text},{b_text}"));
+    assert_ne!(ensemble, scores(&a_text));
+    assert_ne!(ensemble, scores(&b_text));
 
     let mixed = joined(&[&a, &other]);
     assert!(!mixed.status.success());
