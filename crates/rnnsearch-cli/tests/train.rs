@@ -702,7 +702,7 @@ fn runs_sharing_a_dataset_translate_as_one_ensemble() {
     let message = stderr(&mixed);
     assert!(
         message.contains(&format!(
-            "{}: its vocabularies differ from those of {}",
+            "{}: its vocabularies differ from those of {} (source and target vocabularies differ)",
             other.display(),
             a.display()
         )),

@@ -158,11 +158,20 @@ pub fn load_ensemble(
             )));
         };
         let member = load(dir, name, device)?;
-        if !member.src_vocab.same_as(&run.src_vocab) || !member.tgt_vocab.same_as(&run.tgt_vocab) {
+        let differ = match (
+            member.src_vocab.same_as(&run.src_vocab),
+            member.tgt_vocab.same_as(&run.tgt_vocab),
+        ) {
+            (true, true) => None,
+            (false, true) => Some("source vocabulary differs"),
+            (true, false) => Some("target vocabulary differs"),
+            (false, false) => Some("source and target vocabularies differ"),
+        };
+        if let Some(differ) = differ {
             return Err(Error::Checkpoint(format!(
-                "{}: its vocabularies differ from those of {}; runs translate as one ensemble \
-                 only when they share them (train both on one dataset: `rnnsearch prepare --out \
-                 DATA`, then `rnnsearch train --data DATA`)",
+                "{}: its vocabularies differ from those of {} ({differ}); runs translate as one \
+                 ensemble only when they share them (train both on one dataset: `rnnsearch \
+                 prepare --out DATA`, then `rnnsearch train --data DATA`)",
                 dir.display(),
                 first_dir.display()
             )));
