@@ -8,12 +8,15 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// The step losses a run has logged. A run still in progress may have half-written its last
+/// line (or a SIGKILL tore it; the resumed run cuts it away), so lines that do not parse are
+/// skipped.
 fn step_losses(run: &Path) -> Vec<(u64, f64)> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
         .filter_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
             Some((v["step"].as_u64()?, v.get("loss")?.as_f64()?))
         })
         .collect()
@@ -318,21 +321,10 @@ fn resumed_run_matches_a_straight_run() {
     }
 }
 
-/// The step losses a run still in progress has logged: its last line may be half-written (or
-/// torn by a SIGKILL, which the resumed run cuts away), so lines that do not parse are skipped.
-fn live_step_count(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["step"].is_u64() && v.get("loss").is_some_and(|l| l.is_f64()))
-        .count()
-}
-
 fn wait_for_steps(run_dir: &Path, steps: usize) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(120) {
-        if live_step_count(run_dir) >= steps {
+        if run_dir.join("metrics.jsonl").exists() && step_losses(run_dir).len() >= steps {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -369,7 +361,7 @@ fn killed_and_interrupted_runs_resume() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let before = live_step_count(&run_dir);
+    let before = step_losses(&run_dir).len();
     wait_for_steps(&run_dir, before + 3);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
