@@ -37,6 +37,9 @@ pub enum Schedule {
     /// Multiply by `lr_decay` when validation BLEU has not improved for `lr_patience`
     /// validations, down to `min_lr`.
     Plateau,
+    /// Half a cosine from `lr` down to `min_lr` over the training budget (`max_steps` or
+    /// `time_budget_min`, whichever runs out first).
+    Cosine,
 }
 
 /// The `[train]` section.
@@ -72,7 +75,7 @@ pub struct TrainConfig {
     pub tgt_word_dropout: f32,
     /// Linear warm-up of the learning rate over this many updates.
     pub warmup_steps: usize,
-    /// `plateau` or `constant`.
+    /// `plateau`, `cosine` or `constant`.
     pub schedule: Schedule,
     /// Factor applied on a plateau.
     pub lr_decay: f64,
@@ -245,6 +248,13 @@ impl RunConfig {
                 t.lr_decay
             ));
         }
+        if t.schedule == Schedule::Cosine && t.max_steps == 0 && t.time_budget_min <= 0.0 {
+            return Err(
+                "train.schedule = \"cosine\" decays over the training budget: set \
+                 train.max_steps or train.time_budget_min"
+                    .into(),
+            );
+        }
         if t.valid_every == 0 {
             return Err("train.valid_every must be at least 1".into());
         }
@@ -379,6 +389,12 @@ mod tests {
             assert!(e.contains(key) && e.contains("configs/x.toml"), "{e}");
         }
         RunConfig::parse("[train]\nlr = 0.002\nmin_lr = 0.002\n", &src(), &[]).unwrap();
+        let cosine = "[train]\nschedule = \"cosine\"\nmax_steps = 0\ntime_budget_min = 0\n";
+        let e = RunConfig::parse(cosine, &src(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.time_budget_min"), "{e}");
+        RunConfig::parse(cosine, &src(), &["train.max_steps=100".into()]).unwrap();
     }
 
     #[test]

@@ -167,6 +167,14 @@ pub fn load_ensemble(
             (true, false) => Some("target vocabulary differs"),
             (false, false) => Some("source and target vocabularies differ"),
         };
+        if translates_the_other_way(&member.config, &run.config) {
+            return Err(Error::Checkpoint(format!(
+                "{}: it was trained on the corpora of {} with source and target swapped; an \
+                 ensemble's runs must translate the same way",
+                dir.display(),
+                first_dir.display()
+            )));
+        }
         if let Some(differ) = differ {
             return Err(Error::Checkpoint(format!(
                 "{}: its vocabularies differ from those of {} ({differ}); runs translate as one \
@@ -184,6 +192,23 @@ pub fn load_ensemble(
         others.extend(extra);
     }
     Ok((run, others))
+}
+
+/// True when `a` trained on `b`'s corpora with source and target swapped: a joint vocabulary
+/// lets such runs pass the vocabulary check, but their models translate opposite ways.
+fn translates_the_other_way(a: &RunConfig, b: &RunConfig) -> bool {
+    let pairs = |config: &RunConfig, swap: bool| {
+        let mut pairs: Vec<_> = config
+            .data
+            .train_corpora()
+            .into_iter()
+            .map(|c| if swap { (c.tgt, c.src) } else { (c.src, c.tgt) })
+            .collect();
+        pairs.sort();
+        pairs
+    };
+    let a = pairs(a, false);
+    !a.is_empty() && a == pairs(b, true) && a != pairs(b, false)
 }
 
 /// Checkpoint `name` of `run_dir` loaded into a model of `config`'s shape with
@@ -216,6 +241,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("test.json"), text).unwrap();
         tested_model(dir.path())
+    }
+
+    /// A run on another run's corpora read the other way round is told apart; the same way,
+    /// other corpora and the dates corpus (no files) are not.
+    #[test]
+    fn runs_that_translate_the_other_way_are_told_apart() {
+        let config = |src: &str, tgt: &str| {
+            let mut config = RunConfig::default();
+            config.data.train_src = Some(src.into());
+            config.data.train_tgt = Some(tgt.into());
+            config
+        };
+        let en_de = config("train.en.gz", "train.de.gz");
+        assert!(translates_the_other_way(
+            &config("train.de.gz", "train.en.gz"),
+            &en_de
+        ));
+        assert!(!translates_the_other_way(&en_de, &en_de));
+        assert!(!translates_the_other_way(
+            &config("train.fr.gz", "train.en.gz"),
+            &en_de
+        ));
+        let dates = RunConfig::default();
+        assert!(!translates_the_other_way(&dates, &dates));
     }
 
     /// `test.json` names checkpoints that `--checkpoint` takes, also as older runs wrote an

@@ -1,19 +1,43 @@
 //! When the learning rate changes and when a run stops: linear warm-up, the plateau schedule
 //! (multiply by `lr_decay` after `lr_patience` validations without a BLEU gain, never below
-//! `min_lr`), early stopping after `patience` such validations, and the step and time budgets.
+//! `min_lr`), the cosine schedule over the budget, early stopping after `patience` such
+//! validations, and the step and time budgets.
 
 use crate::checkpoint::TrainState;
 use crate::config::{Schedule, TrainConfig};
 
 /// The learning rate of the next update: `state.lr`, scaled by step / warmup_steps during
-/// warm-up.
+/// warm-up; under the cosine schedule, η_min + (η - η_min)·(1 + cos πp)/2 at the budget's
+/// fraction p already spent.
 pub fn current_lr(train: &TrainConfig, state: &TrainState) -> f64 {
     let warmup = train.warmup_steps;
     if warmup > 0 && (state.step as usize) < warmup {
-        state.lr * state.step as f64 / warmup as f64
-    } else {
-        state.lr
+        return state.lr * state.step as f64 / warmup as f64;
     }
+    match train.schedule {
+        Schedule::Cosine => {
+            let p = budget_spent(train, state);
+            let floor = train.min_lr.min(state.lr);
+            floor + (state.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+        }
+        Schedule::Plateau | Schedule::Constant => state.lr,
+    }
+}
+
+/// The fraction of the training budget spent, in [0, 1]: the larger of the step and time
+/// fractions (0 without either budget).
+fn budget_spent(train: &TrainConfig, state: &TrainState) -> f64 {
+    let steps = if train.max_steps > 0 {
+        state.step as f64 / train.max_steps as f64
+    } else {
+        0.0
+    };
+    let time = if train.time_budget_min > 0.0 {
+        state.elapsed_s / (train.time_budget_min * 60.0)
+    } else {
+        0.0
+    };
+    steps.max(time).clamp(0.0, 1.0)
 }
 
 /// What a validation decided.
@@ -152,6 +176,46 @@ mod tests {
             after_validation(&train, &mut state, 0.0);
         }
         assert_eq!(state.lr, 1e-3);
+    }
+
+    /// From `lr` at the start, through the midpoint at half the budget, to `min_lr` at its end,
+    /// by whichever budget is further along; validations never change it.
+    #[test]
+    fn cosine_decays_over_the_budget() {
+        let train = TrainConfig {
+            schedule: Schedule::Cosine,
+            max_steps: 100,
+            time_budget_min: 10.0,
+            ..config()
+        };
+        let mut state = TrainState::new(1e-3);
+        let at = |state: &mut TrainState, step: u64, elapsed_s: f64| {
+            state.step = step;
+            state.elapsed_s = elapsed_s;
+            current_lr(&train, state)
+        };
+        assert!((at(&mut state, 0, 0.0) - 1e-3).abs() < 1e-12);
+        assert!((at(&mut state, 50, 0.0) - 6.5e-4).abs() < 1e-12);
+        assert!((at(&mut state, 10, 300.0) - 6.5e-4).abs() < 1e-12);
+        let late = at(&mut state, 90, 0.0);
+        assert!(late > 3e-4 && late < 3.5e-4, "{late}");
+        assert!((at(&mut state, 100, 0.0) - 3e-4).abs() < 1e-12);
+        assert!((at(&mut state, 10, 900.0) - 3e-4).abs() < 1e-12);
+        for _ in 0..5 {
+            after_validation(&train, &mut state, 0.0);
+        }
+        assert_eq!(state.lr, 1e-3);
+        let warm = TrainConfig {
+            warmup_steps: 10,
+            ..train.clone()
+        };
+        assert_eq!(at_warm(&warm, 5), 5e-4);
+    }
+
+    fn at_warm(train: &TrainConfig, step: u64) -> f64 {
+        let mut state = TrainState::new(1e-3);
+        state.step = step;
+        current_lr(train, &state)
     }
 
     #[test]
