@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rnnsearch_data::{group_words, Vocab};
 use rnnsearch_model::{Hypothesis, SearchConfig};
 use rnnsearch_train::{rundir, Engine};
-use rnnsearch_train::{Translation, Translator};
+use rnnsearch_train::{Rescorer, Translation, Translator};
 
 use crate::backend::{BackendArgs, EngineArg};
 use crate::output::Output;
@@ -46,6 +46,15 @@ pub struct DecodeArgs {
     /// Source tokens per batch
     #[arg(long, value_name = "N", default_value_t = 4000)]
     pub batch_tokens: usize,
+    /// Rerank the whole beam with the models of these runs (their test.json's choice, else
+    /// `best`), e.g. right-to-left runs (train.right_to_left = true) trained on the same
+    /// prepared dataset; several, comma-separated, score as one ensemble
+    #[arg(long, value_name = "RUN_DIR[,RUN_DIR...]", value_delimiter = ',')]
+    pub rescore: Vec<PathBuf>,
+    /// λ of the reranking: (1 − λ) · the search's score + λ · the rescorer's, both
+    /// length-normalised log-probabilities
+    #[arg(long, value_name = "λ", default_value_t = 0.5, requires = "rescore")]
+    pub rescore_weight: f64,
     /// What runs the search's forward pass: `fused` (the hand-written CPU pass, every model)
     /// on a CPU backend, else the burn model
     #[arg(long, value_enum, default_value = "auto")]
@@ -61,6 +70,7 @@ impl DecodeArgs {
             ("--checkpoint", self.checkpoint.is_some()),
             ("--beam", self.beam.is_some()),
             ("--alpha", self.alpha.is_some()),
+            ("--rescore", !self.rescore.is_empty()),
         ]
         .into_iter()
         .find_map(|(flag, given)| given.then_some(flag))
@@ -192,6 +202,9 @@ pub struct Loaded {
     /// The first run's configuration and vocabularies, with its first model.
     pub run: rundir::LoadedRun,
     others: Vec<rnnsearch_model::Seq2Seq>,
+    /// The rescoring runs' first run and all their models, if any.
+    rescorers: Option<(rundir::LoadedRun, Vec<rnnsearch_model::Seq2Seq>)>,
+    rescore_weight: f64,
     device: burn::tensor::Device,
     engine: Engine,
     /// The search settings.
@@ -210,6 +223,7 @@ impl Loaded {
         let decode = &args.decode;
         let device = decode.backend.device()?;
         let (run, others) = rundir::load_ensemble(&decoding.members, &device)?;
+        let rescorers = load_rescorers(decode, &decoding.members[0].0, &run, &device)?;
         let search = SearchConfig {
             beam: decoding.beam,
             alpha: decoding.alpha,
@@ -223,6 +237,8 @@ impl Loaded {
         Ok(Loaded {
             run,
             others,
+            rescorers,
+            rescore_weight: decode.rescore_weight,
             device,
             engine,
             search,
@@ -242,6 +258,14 @@ impl Loaded {
             self.device.clone(),
             self.engine,
         )
+        .right_to_left(self.run.config.train.right_to_left)
+        .rescored_by(self.rescorers.as_ref().map(|(first, others)| Rescorer {
+            models: std::iter::once(&first.model).chain(others).collect(),
+            right_to_left: first.config.train.right_to_left,
+            weight: self.rescore_weight,
+            alpha: self.search.alpha,
+            device: self.device.clone(),
+        }))
     }
 
     /// Warns about inputs longer than what training saw.
@@ -252,6 +276,43 @@ impl Loaded {
             eprintln!("warning: {too_long} input line(s) are longer than the {max_len} subwords seen in training; translated anyway");
         }
     }
+}
+
+/// The runs of `--rescore`, checked against the translating run `first` (in `first_dir`): each
+/// with the model its test.json names, else `best`.
+fn load_rescorers(
+    decode: &DecodeArgs,
+    first_dir: &Path,
+    first: &rundir::LoadedRun,
+    device: &burn::tensor::Device,
+) -> Result<Option<(rundir::LoadedRun, Vec<rnnsearch_model::Seq2Seq>)>> {
+    if decode.rescore.is_empty() {
+        return Ok(None);
+    }
+    if !(0.0..=1.0).contains(&decode.rescore_weight) {
+        bail!(
+            "--rescore-weight must be in [0, 1], got {}",
+            decode.rescore_weight
+        );
+    }
+    let members = decode
+        .rescore
+        .iter()
+        .map(|dir| {
+            let names = rundir::tested_model(dir)?.unwrap_or_else(|| "best".to_string());
+            eprintln!("{}: rescoring with {names}", dir.display());
+            Ok((dir.clone(), names.split(',').map(str::to_string).collect()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (rescorer, others) = rundir::load_ensemble(&members, device)?;
+    rundir::same_task(
+        &members[0].0,
+        &rescorer,
+        first_dir,
+        first,
+        "rescore each other",
+    )?;
+    Ok(Some((rescorer, others)))
 }
 
 /// Translations of `lines` with the model of `args`, in input order, plus the loaded run for

@@ -704,3 +704,93 @@ fn runs_sharing_a_dataset_translate_as_one_ensemble() {
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("nosuch"), "{}", stderr(&missing));
 }
+
+/// A right-to-left run (train.right_to_left) of the same dataset reranks a left-to-right run's
+/// beam: with λ = 0 the search's list is kept as it was, with λ = 1 the same hypotheses come
+/// sorted by the rescorer's scores; the two runs never translate as one ensemble.
+#[test]
+fn a_right_to_left_run_reranks_the_beam() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_dates_config(dir.path(), "max_steps = 10\nvalid_every = 10\nepochs = 1");
+    let data = dir.path().join("dataset");
+    let made = run(rnnsearch()
+        .args(["prepare", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&data));
+    assert!(made.status.success(), "{}", stderr(&made));
+    let data_flag = ["--data", data.to_str().unwrap()];
+    let (l2r, r2l) = (dir.path().join("l2r"), dir.path().join("r2l"));
+    train_ok(&cfg, &l2r, &data_flag);
+    train_ok(
+        &cfg,
+        &r2l,
+        &[&data_flag[..], &["--set", "train.right_to_left=true"]].concat(),
+    );
+    let input = dir.path().join("input.txt");
+    std::fs::write(&input, "9 May 2018\n\nthe 3rd of June 1999\n").unwrap();
+    let nbest = |extra: &[&str]| {
+        let out = run(rnnsearch()
+            .args(["translate", "--threads", "1", "--beam", "3", "--nbest", "3"])
+            .arg("--model")
+            .arg(&l2r)
+            .args(extra)
+            .arg("--input")
+            .arg(&input));
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| {
+                let fields: Vec<&str> = l.split(" ||| ").collect();
+                let score: f32 = fields[3].parse().unwrap();
+                (fields[0].to_string(), fields[1].to_string(), score)
+            })
+            .collect::<Vec<_>>()
+    };
+    let r2l_text = r2l.to_str().unwrap();
+    let searched = nbest(&[]);
+    assert_eq!(
+        nbest(&["--rescore", r2l_text, "--rescore-weight", "0"]),
+        searched
+    );
+    let reranked = nbest(&["--rescore", r2l_text, "--rescore-weight", "1"]);
+    let sorted = |mut list: Vec<(String, String, f32)>| {
+        list.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        list.into_iter().map(|(i, h, _)| (i, h)).collect::<Vec<_>>()
+    };
+    assert_eq!(sorted(reranked.clone()), sorted(searched.clone()));
+    for pair in reranked.windows(2) {
+        assert!(
+            pair[0].0 != pair[1].0 || pair[0].2 >= pair[1].2,
+            "{reranked:?}"
+        );
+    }
+    let changed = reranked
+        .iter()
+        .zip(&searched)
+        .any(|(a, b)| (a.2 - b.2).abs() > 1e-4);
+    assert!(changed, "the rescorer's scores replace the search's");
+
+    let mixed = run(rnnsearch()
+        .args(["translate", "--threads", "1", "--input"])
+        .arg(&input)
+        .args(["--model", &format!("{},{r2l_text}", l2r.display())]));
+    assert!(!mixed.status.success());
+    assert!(
+        stderr(&mixed).contains("train.right_to_left"),
+        "{}",
+        stderr(&mixed)
+    );
+    let bad_weight = run(rnnsearch()
+        .args(["translate", "--threads", "1", "--rescore", r2l_text])
+        .args(["--rescore-weight", "1.5", "--model"])
+        .arg(&l2r)
+        .arg("--input")
+        .arg(&input));
+    assert!(!bad_weight.status.success());
+    assert!(
+        stderr(&bad_weight).contains("--rescore-weight"),
+        "{}",
+        stderr(&bad_weight)
+    );
+}

@@ -144,6 +144,20 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Reverses every target sentence in place (Marian's `--right-left`): the decoder of a
+    /// right-to-left model reads `<s> y_n … y_1` and predicts `y_n … y_1 </s>`.
+    pub fn reverse_targets(&mut self) {
+        let tgt_len = self.tgt_len();
+        for (b, &n) in self.tgt_lengths.iter().enumerate() {
+            // n counts the words and one of <s> (tgt_in's first) or </s> (tgt_out's last)
+            let (row, words) = (b * tgt_len, n.saturating_sub(1));
+            self.tgt_in[row + 1..row + 1 + words].reverse();
+            self.tgt_out[row..row + words].reverse();
+        }
+    }
+}
+
 /// Replaces each of `words` by `<unk>` with probability `p`.
 fn unk_with(words: &mut [u32], p: f32, rng: &mut ChaCha8Rng) {
     if p <= 0.0 {
@@ -376,6 +390,28 @@ mod tests {
             src: src.to_vec(),
             tgt: tgt.to_vec(),
         }
+    }
+
+    /// Reversed targets keep `<s>`, `</s>` and padding in place; the source stays.
+    #[test]
+    fn reversed_targets_read_right_to_left() {
+        let examples = [
+            ex(&[5, 6], &[7, 8, 9]),
+            ex(&[5], &[]),
+            ex(&[5, 6, 7], &[10]),
+        ];
+        let mut batch = Batch::from_examples(&examples, vec![0, 1, 2]);
+        let before = batch.clone();
+        batch.reverse_targets();
+        let (bos, eos) = (Vocab::BOS, Vocab::EOS);
+        assert_eq!(batch.tgt_in, [bos, 9, 8, 7, bos, 0, 0, 0, bos, 10, 0, 0]);
+        assert_eq!(batch.tgt_out, [9, 8, 7, eos, eos, 0, 0, 0, 10, eos, 0, 0]);
+        assert_eq!(
+            (&batch.src, &batch.tgt_lengths),
+            (&before.src, &before.tgt_lengths)
+        );
+        batch.reverse_targets();
+        assert_eq!(batch, before);
     }
 
     /// Word dropout turns words into `<unk>` at about its rate, never `<s>`, `</s>`, padding

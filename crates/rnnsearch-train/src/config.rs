@@ -73,6 +73,10 @@ pub struct TrainConfig {
     pub src_word_dropout: f32,
     /// Word dropout on the target words the decoder reads (y_{i-1}, never the predicted ones).
     pub tgt_word_dropout: f32,
+    /// The decoder reads and writes every target sentence right to left (Marian's
+    /// `--right-left`), e.g. to rescore a left-to-right model's n-best list; translations come
+    /// out in reading order all the same.
+    pub right_to_left: bool,
     /// Linear warm-up of the learning rate over this many updates.
     pub warmup_steps: usize,
     /// `plateau`, `cosine` or `constant`.
@@ -132,6 +136,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.1,
             src_word_dropout: 0.0,
             tgt_word_dropout: 0.0,
+            right_to_left: false,
             warmup_steps: 0,
             schedule: Schedule::Plateau,
             lr_decay: 0.5,

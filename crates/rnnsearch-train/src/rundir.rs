@@ -158,32 +158,17 @@ pub fn load_ensemble(
             )));
         };
         let member = load(dir, name, device)?;
-        let differ = match (
-            member.src_vocab.same_as(&run.src_vocab),
-            member.tgt_vocab.same_as(&run.tgt_vocab),
-        ) {
-            (true, true) => None,
-            (false, true) => Some("source vocabulary differs"),
-            (true, false) => Some("target vocabulary differs"),
-            (false, false) => Some("source and target vocabularies differ"),
-        };
-        if translates_the_other_way(&member.config, &run.config) {
+        if member.config.train.right_to_left != run.config.train.right_to_left {
             return Err(Error::Checkpoint(format!(
-                "{}: it was trained on the corpora of {} with source and target swapped; an \
-                 ensemble's runs must translate the same way",
+                "{}: it writes {} while {} writes {} (train.right_to_left); an ensemble's runs \
+                 must write the same way (a right-to-left run reranks with `--rescore`)",
                 dir.display(),
-                first_dir.display()
+                direction(&member.config),
+                first_dir.display(),
+                direction(&run.config)
             )));
         }
-        if let Some(differ) = differ {
-            return Err(Error::Checkpoint(format!(
-                "{}: its vocabularies differ from those of {} ({differ}); runs translate as one \
-                 ensemble only when they share them (train both on one dataset: `rnnsearch \
-                 prepare --out DATA`, then `rnnsearch train --data DATA`)",
-                dir.display(),
-                first_dir.display()
-            )));
-        }
+        same_task(dir, &member, first_dir, &run, "translate as one ensemble")?;
         let extra = more
             .iter()
             .map(|name| Ok(member.load_checkpoint(dir, name, device)?.0))
@@ -192,6 +177,49 @@ pub fn load_ensemble(
         others.extend(extra);
     }
     Ok((run, others))
+}
+
+/// Checks that the run in `dir` can work with the one in `first_dir` (`what` they would do):
+/// the same vocabularies, and not trained on its corpora with source and target swapped.
+pub fn same_task(
+    dir: &Path,
+    run: &LoadedRun,
+    first_dir: &Path,
+    first: &LoadedRun,
+    what: &str,
+) -> Result<()> {
+    if translates_the_other_way(&run.config, &first.config) {
+        return Err(Error::Checkpoint(format!(
+            "{}: it was trained on the corpora of {} with source and target swapped; runs \
+             {what} only when they translate the same way",
+            dir.display(),
+            first_dir.display()
+        )));
+    }
+    let differ = match (
+        run.src_vocab.same_as(&first.src_vocab),
+        run.tgt_vocab.same_as(&first.tgt_vocab),
+    ) {
+        (true, true) => return Ok(()),
+        (false, true) => "source vocabulary differs",
+        (true, false) => "target vocabulary differs",
+        (false, false) => "source and target vocabularies differ",
+    };
+    Err(Error::Checkpoint(format!(
+        "{}: its vocabularies differ from those of {} ({differ}); runs {what} only when they \
+         share them (train both on one dataset: `rnnsearch prepare --out DATA`, then \
+         `rnnsearch train --data DATA`)",
+        dir.display(),
+        first_dir.display()
+    )))
+}
+
+fn direction(config: &RunConfig) -> &'static str {
+    if config.train.right_to_left {
+        "right to left"
+    } else {
+        "left to right"
+    }
 }
 
 /// True when `a` trained on `b`'s corpora with source and target swapped: a joint vocabulary

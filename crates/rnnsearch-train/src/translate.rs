@@ -13,6 +13,7 @@ use std::borrow::Cow;
 
 use crate::engine::Engine;
 use crate::fused::{FusedSteps, FusedWeights};
+use crate::rescore::Rescorer;
 
 /// One translated input line.
 #[derive(Clone, Debug, Default)]
@@ -153,6 +154,10 @@ pub struct Translator<'a> {
     pub src_vocab: &'a Vocab,
     /// Target vocabulary.
     pub tgt_vocab: &'a Vocab,
+    /// The models write right to left (`train.right_to_left`): hypotheses are turned back.
+    pub right_to_left: bool,
+    /// Reranks the beam's hypotheses with other models.
+    pub rescorer: Option<Rescorer<'a>>,
 }
 
 impl<'a> Translator<'a> {
@@ -175,11 +180,7 @@ impl<'a> Translator<'a> {
         device: Device,
         engine: Engine,
     ) -> Self {
-        Self {
-            searcher: Searcher::new(models, device, engine),
-            src_vocab,
-            tgt_vocab,
-        }
+        Self::with_searcher(Searcher::new(models, device, engine), src_vocab, tgt_vocab)
     }
 
     /// A translator over `searcher`.
@@ -192,6 +193,22 @@ impl<'a> Translator<'a> {
             searcher,
             src_vocab,
             tgt_vocab,
+            right_to_left: false,
+            rescorer: None,
+        }
+    }
+
+    /// The same translator, reranking the whole beam with `rescorer` before it keeps the
+    /// n best.
+    pub fn rescored_by(self, rescorer: Option<Rescorer<'a>>) -> Self {
+        Self { rescorer, ..self }
+    }
+
+    /// The same translator for models trained with `train.right_to_left = right_to_left`.
+    pub fn right_to_left(self, right_to_left: bool) -> Self {
+        Self {
+            right_to_left,
+            ..self
         }
     }
 
@@ -222,15 +239,30 @@ impl<'a> Translator<'a> {
             .collect();
         let lengths: Vec<usize> = todo.iter().map(|&i| encoded[i].len() + 1).collect();
         let mut done = lines.len() - todo.len();
+        let whole_beam = SearchConfig {
+            nbest: config.beam.max(config.nbest),
+            ..config.clone()
+        };
+        let search = if self.rescorer.is_some() {
+            &whole_beam
+        } else {
+            config
+        };
         for group in source_batches(&lengths, batch_tokens.max(1)) {
             let rows: Vec<usize> = group.iter().map(|&g| todo[g]).collect();
             let (ids, lens) = padded(rows.iter().map(|&i| encoded[i].as_slice()));
-            let results = self.searcher.search(&ids, &lens, config);
-            for (row, hyps) in rows.iter().zip(results) {
+            let results = self.searcher.search(&ids, &lens, search);
+            for (row, mut hyps) in rows.iter().zip(results) {
+                if self.right_to_left {
+                    hyps.iter_mut().for_each(reading_order);
+                }
                 out[*row].hypotheses = hyps;
             }
             done += rows.len();
             on_batch(done);
+        }
+        if let Some(rescorer) = &self.rescorer {
+            rescorer.rerank(&mut out, config.nbest, batch_tokens);
         }
         out
     }
@@ -239,6 +271,14 @@ impl<'a> Translator<'a> {
     pub fn detokenize(&self, hypothesis: &Hypothesis) -> String {
         self.tgt_vocab.decode(&hypothesis.tokens)
     }
+}
+
+/// A right-to-left model's hypothesis in reading order: its words and their alignment rows
+/// reversed, the row of `</s>` (when produced) kept last.
+pub fn reading_order(hypothesis: &mut Hypothesis) {
+    let words = hypothesis.tokens.len().min(hypothesis.alignment.len());
+    hypothesis.tokens.reverse();
+    hypothesis.alignment[..words].reverse();
 }
 
 /// Pads sentences, each followed by `</s>`, into `[batch, max_len + 1]` ids; returns them with
@@ -260,6 +300,25 @@ pub fn padded<'s>(rows: impl Iterator<Item = &'s [u32]>) -> (Vec<u32>, Vec<usize
 mod tests {
     use super::*;
     use crate::fused::tests::tiny_config;
+
+    /// Words and their alignment rows turn around; the row of `</s>` stays last.
+    #[test]
+    fn reading_order_reverses_words_and_their_alignment() {
+        let mut h = Hypothesis {
+            tokens: vec![7, 8, 9],
+            score: -1.0,
+            alignment: vec![vec![0.7], vec![0.8], vec![0.9], vec![1.0]],
+        };
+        reading_order(&mut h);
+        assert_eq!(h.tokens, [9, 8, 7]);
+        assert_eq!(h.alignment, [vec![0.9], vec![0.8], vec![0.7], vec![1.0]]);
+        let mut plain = Hypothesis {
+            tokens: vec![1, 2],
+            ..Hypothesis::default()
+        };
+        reading_order(&mut plain);
+        assert_eq!((plain.tokens, plain.alignment.len()), (vec![2, 1], 0));
+    }
 
     /// Cut into parts, each padded to its own longest sentence, a batch gets the hypotheses it
     /// gets whole, in the same order.

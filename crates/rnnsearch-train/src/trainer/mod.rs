@@ -173,6 +173,9 @@ impl<'a> Trainer<'a> {
                 let step_started = Instant::now();
                 let mut batch = self.data.train.batch(group);
                 let t = &self.config.train;
+                if t.right_to_left {
+                    batch.reverse_targets();
+                }
                 if t.src_word_dropout > 0.0 || t.tgt_word_dropout > 0.0 {
                     let seed = dropout_seed(t.seed, self.state.step).rotate_left(32);
                     batch.drop_words(t.src_word_dropout, t.tgt_word_dropout, seed);

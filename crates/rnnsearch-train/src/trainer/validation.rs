@@ -48,7 +48,10 @@ impl Evaluator<'_> {
         let mut loss_sum = 0.0;
         let mut nll_sum = 0.0;
         let mut tokens = 0usize;
-        for batch in batches(&split.examples, self.train.valid_batch_tokens, 0, 0) {
+        for mut batch in batches(&split.examples, self.train.valid_batch_tokens, 0, 0) {
+            if self.train.right_to_left {
+                batch.reverse_targets();
+            }
             let n = batch.num_tgt_tokens();
             let (loss, nll) = match snapshot {
                 Snapshot::Burn(model) => self.burn_loss(model, &batch),
@@ -101,7 +104,8 @@ impl Evaluator<'_> {
     /// `sources` translated by `searcher`, detokenized.
     fn translate_with(&self, searcher: Searcher, sources: &[String], beam: usize) -> Vec<String> {
         let translator =
-            Translator::with_searcher(searcher, &self.data.src_vocab, &self.data.tgt_vocab);
+            Translator::with_searcher(searcher, &self.data.src_vocab, &self.data.tgt_vocab)
+                .right_to_left(self.train.right_to_left);
         let search = SearchConfig {
             beam,
             alpha: self.train.alpha,
