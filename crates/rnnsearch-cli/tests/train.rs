@@ -619,20 +619,27 @@ fn averaged_checkpoints_translate() {
     assert!(stderr(&empty).contains("checkpoint name is empty"));
 }
 
-/// Runs trained on one prepared dataset translate as one ensemble (`--model A,B`, or
-/// `--model` repeated); the same run twice is that run; runs of different vocabularies are
-/// refused, naming both.
-#[test]
-fn runs_sharing_a_dataset_translate_as_one_ensemble() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_dates_config(dir.path(), "max_steps = 10\nvalid_every = 10\nepochs = 1");
-    let data = dir.path().join("dataset");
+/// A ten-step tiny dates config in `dir` and the dataset `rnnsearch prepare` makes of it, for
+/// runs that share it.
+fn ten_step_config_and_dataset(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cfg = tiny_dates_config(dir, "max_steps = 10\nvalid_every = 10\nepochs = 1");
+    let data = dir.join("dataset");
     let made = run(rnnsearch()
         .args(["prepare", "--config"])
         .arg(&cfg)
         .arg("--out")
         .arg(&data));
     assert!(made.status.success(), "{}", stderr(&made));
+    (cfg, data)
+}
+
+/// Runs trained on one prepared dataset translate as one ensemble (`--model A,B`, or
+/// `--model` repeated); the same run twice is that run; runs of different vocabularies are
+/// refused, naming both.
+#[test]
+fn runs_sharing_a_dataset_translate_as_one_ensemble() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, data) = ten_step_config_and_dataset(dir.path());
     let data_flag = ["--data", data.to_str().unwrap()];
     let (a, b, other) = (
         dir.path().join("a"),
@@ -711,14 +718,7 @@ fn runs_sharing_a_dataset_translate_as_one_ensemble() {
 #[test]
 fn a_right_to_left_run_reranks_the_beam() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_dates_config(dir.path(), "max_steps = 10\nvalid_every = 10\nepochs = 1");
-    let data = dir.path().join("dataset");
-    let made = run(rnnsearch()
-        .args(["prepare", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&data));
-    assert!(made.status.success(), "{}", stderr(&made));
+    let (cfg, data) = ten_step_config_and_dataset(dir.path());
     let data_flag = ["--data", data.to_str().unwrap()];
     let (l2r, r2l) = (dir.path().join("l2r"), dir.path().join("r2l"));
     train_ok(&cfg, &l2r, &data_flag);

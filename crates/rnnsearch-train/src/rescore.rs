@@ -29,21 +29,20 @@ impl Rescorer<'_> {
     /// Reranks every translation's hypotheses by the combined score, which becomes their
     /// `score`; keeps the best `nbest`.
     pub fn rerank(&self, translations: &mut [Translation], nbest: usize, batch_tokens: usize) {
-        let mut pairs = Vec::new();
-        for t in translations.iter() {
-            for h in t.hypotheses.iter().filter(|_| !t.source_ids.is_empty()) {
-                pairs.push(Example {
+        // an empty source was never translated: its one empty hypothesis stays
+        let translated = |t: &&mut Translation| !t.source_ids.is_empty();
+        let pairs: Vec<Example> = translations
+            .iter_mut()
+            .filter(translated)
+            .flat_map(|t| {
+                t.hypotheses.iter().map(|h| Example {
                     src: t.source_ids.clone(),
                     tgt: h.tokens.clone(),
-                });
-            }
-        }
-        let scores = self.log_probs(&pairs, batch_tokens);
-        let mut scores = scores.into_iter();
-        for t in translations.iter_mut() {
-            if t.source_ids.is_empty() {
-                continue;
-            }
+                })
+            })
+            .collect();
+        let mut scores = self.log_probs(&pairs, batch_tokens).into_iter();
+        for t in translations.iter_mut().filter(translated) {
             for h in &mut t.hypotheses {
                 let rescored = scores.next().expect("one score per hypothesis");
                 h.score = self.combine(h, rescored);

@@ -239,19 +239,18 @@ impl<'a> Translator<'a> {
             .collect();
         let lengths: Vec<usize> = todo.iter().map(|&i| encoded[i].len() + 1).collect();
         let mut done = lines.len() - todo.len();
-        let whole_beam = SearchConfig {
-            nbest: config.beam.max(config.nbest),
-            ..config.clone()
-        };
-        let search = if self.rescorer.is_some() {
-            &whole_beam
-        } else {
-            config
+        // a rescorer reranks the whole beam, then keeps config.nbest
+        let search = match self.rescorer {
+            Some(_) => Cow::Owned(SearchConfig {
+                nbest: config.beam.max(config.nbest),
+                ..config.clone()
+            }),
+            None => Cow::Borrowed(config),
         };
         for group in source_batches(&lengths, batch_tokens.max(1)) {
             let rows: Vec<usize> = group.iter().map(|&g| todo[g]).collect();
             let (ids, lens) = padded(rows.iter().map(|&i| encoded[i].as_slice()));
-            let results = self.searcher.search(&ids, &lens, search);
+            let results = self.searcher.search(&ids, &lens, &search);
             for (row, mut hyps) in rows.iter().zip(results) {
                 if self.right_to_left {
                     hyps.iter_mut().for_each(reading_order);
